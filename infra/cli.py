@@ -1,0 +1,206 @@
+"""``python -m infra``: offline tools around the Pulumi program.
+
+- ``plan STACK_OR_FILE [--format table|json]``: run the program under the SDK's mock runtime and
+  show what ``pulumi up`` would build (``shared/ARCHITECTURE.md`` documents the JSON).
+- ``schema [--write|--check]``: the ``Pulumi.yaml`` generated from the spec model.
+
+Exit codes: 0 success; 2 invalid spec or stack file (one message on stderr naming the key, no
+traceback); 1 when ``schema --check`` finds ``Pulumi.yaml`` out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+from infra.spec import SpecError
+
+EXIT_INVALID = 2
+
+
+def plan_document(run: Any) -> dict[str, Any]:
+    """The documented plan JSON of a :class:`infra.mockrun.ProgramRun`."""
+    from infra.planning.cluster import router_boot, server_node_boot
+
+    plan = run.plan
+    heads = {n.group: run.ips[n.name] for n in plan.head_nodes()}
+    user_data = {
+        r.name: r.inputs.get("userData", "")
+        for r in run.of_type("aws:ec2/instance:Instance")
+    }
+    nodes: list[dict[str, Any]] = []
+    for node in plan.layout.nodes:
+        boot = server_node_boot(plan, node, heads[node.group])
+        nodes.append(
+            {
+                "name": node.name,
+                "role": "server",
+                "group": node.group,
+                "node_rank": node.rank,
+                "instance_type": plan.node_type.name,
+                "private_ip": run.ips[node.name],
+                "efa_interfaces": plan.efa_interfaces,
+                "processes": [{"argv": a} for a in boot.processes],
+                "user_data": user_data[node.name],
+                "user_data_bytes": len(user_data[node.name].encode("utf-8")),
+            }
+        )
+    rboot = router_boot(plan, heads)
+    nodes.append(
+        {
+            "name": "router",
+            "role": "router",
+            "instance_type": plan.spec.router_instance_type,
+            "private_ip": run.ips["router"],
+            "efa_interfaces": 0,
+            "processes": [{"argv": a} for a in rboot.processes],
+            "user_data": user_data["router"],
+            "user_data_bytes": len(user_data["router"].encode("utf-8")),
+        }
+    )
+    mem = plan.layout.memory
+    return {
+        "stack": run.stack,
+        "backend": "ec2",
+        "region": run.config.get("aws:region"),
+        "model": plan.spec.model,
+        "layout": {
+            "tp_size": plan.spec.tp_size,
+            "pp_size": plan.spec.pp_size,
+            "dp_size": plan.spec.dp_size,
+            "ep_size": plan.spec.ep_size,
+            "attention_dp": plan.spec.attention_dp,
+            "replicas": plan.spec.replicas,
+            "gpus_per_server": plan.layout.gpus_per_server,
+            "nodes_per_server": plan.layout.nodes_per_server,
+            "servers_per_node": plan.layout.servers_per_node,
+            "memory_gib_per_gpu": {
+                "gpu": round(mem.gpu_gib, 2),
+                "static_pool": round(mem.static_pool_gib, 2),
+                "weights": round(mem.weights_gib, 2),
+                "kv_cache": round(mem.kv_cache_gib, 2),
+            },
+        },
+        "nodes": nodes,
+        "resources": [{"type": r.type, "name": r.name, "parent": r.parent} for r in run.resources],
+        "outputs": run.outputs,
+        "estimates": {
+            "gpus": plan.estimates.gpus,
+            "hourly_cost_usd": plan.estimates.hourly_cost_usd,
+            "price_source": plan.estimates.price_source,
+        },
+    }
+
+
+def render_table(doc: dict[str, Any]) -> str:
+    """A readable summary of a plan document."""
+    lay = doc["layout"]
+    mem = lay["memory_gib_per_gpu"]
+    est = doc["estimates"]
+    cost = "unknown" if est["hourly_cost_usd"] is None else f"${est['hourly_cost_usd']:.2f}/hour"
+    lines = [
+        f"Stack {doc['stack']} ({doc['backend']}, {doc['region']}): {doc['model']}",
+        f"Layout: {lay['replicas']} server(s) x {lay['gpus_per_server']} GPUs "
+        f"(tp {lay['tp_size']}, pp {lay['pp_size']}, dp {lay['dp_size']}, ep {lay['ep_size']}"
+        f"{', attention DP' if lay['attention_dp'] else ''}); "
+        f"{lay['nodes_per_server']} node(s) per server, {lay['servers_per_node']} server(s) per node",
+        f"Memory per GPU: {mem['weights']} GiB weights + {mem['kv_cache']} GiB KV cache "
+        f"of a {mem['static_pool']} GiB static pool ({mem['gpu']} GiB GPU)",
+        "",
+    ]
+    rows = [("NODE", "ROLE", "TYPE", "PRIVATE IP", "EFA", "USER DATA", "PROCESSES")]
+    for n in doc["nodes"]:
+        rows.append(
+            (
+                n["name"],
+                n["role"],
+                n["instance_type"],
+                n["private_ip"],
+                str(n["efa_interfaces"]),
+                f"{n['user_data_bytes']} B",
+                str(len(n["processes"])),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.append("")
+    lines.append("Processes:")
+    for n in doc["nodes"]:
+        for p in n["processes"]:
+            lines.append(f"  {n['name']}: {' '.join(p['argv'])}")
+    lines.append("")
+    counts = Counter(r["type"] for r in doc["resources"])
+    lines.append(f"Resources ({len(doc['resources'])}):")
+    lines += [f"  {c:3d} x {t}" for t, c in sorted(counts.items())]
+    lines.append("")
+    lines.append("Outputs:")
+    for k, v in doc["outputs"].items():
+        if isinstance(v, dict):
+            lines.append(f"  {k}:")
+            lines += [f"    {kk}: {vv}" for kk, vv in v.items()]
+        else:
+            lines.append(f"  {k}: {v}")
+    lines.append("")
+    lines.append(f"Estimate: {est['gpus']} GPUs, {cost} on demand ({est['price_source']})")
+    return "\n".join(lines)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from infra.mockrun import run_stack
+
+    try:
+        run = run_stack(args.stack)
+    except SpecError as e:
+        print(f"error: invalid stack config: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    doc = plan_document(run)
+    if args.format == "json":
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(render_table(doc))
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from infra.schema import PULUMI_YAML, render
+
+    text = render()
+    if args.write:
+        PULUMI_YAML.write_text(text, encoding="utf-8")
+        return 0
+    if args.check:
+        current = PULUMI_YAML.read_text(encoding="utf-8") if PULUMI_YAML.exists() else ""
+        if current != text:
+            print(
+                "Pulumi.yaml is out of date with infra/spec.py; run: python -m infra schema --write",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan", help="show what `pulumi up` would build, offline")
+    p.add_argument("stack", help="stack name (stacks/Pulumi.<name>.yaml) or a stack file path")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=_cmd_plan)
+    s = sub.add_parser("schema", help="print, --write or --check Pulumi.yaml")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--write", action="store_true")
+    g.add_argument("--check", action="store_true")
+    s.set_defaults(func=_cmd_schema)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,1 @@
+"""Pulumi components: one ``ComponentResource`` per concern. Only these import ``pulumi_aws``."""

@@ -1,0 +1,76 @@
+"""Router node: a CPU instance that runs ``sglang_router.launch_router`` as a systemd unit.
+
+Its worker URLs are the rank-0 private IPs of every server group (Outputs), so the router is
+created after them and replaced when one of them changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components.launch import imdsv2, root_volume
+from infra.planning.cluster import ROUTER_AMI_SSM_PARAMETER, ClusterPlan, router_boot
+
+ROUTER_ROOT_GIB = 30
+
+
+class Router(pulumi.ComponentResource):
+    """The router instance.
+
+    Attributes:
+        instance: the EC2 instance.
+        address: Output of the address clients use (public IPv4 when it has one).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        plan: ClusterPlan,
+        head_ips: Mapping[int, pulumi.Output[str]],
+        subnet_id: pulumi.Input[str],
+        security_group_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("sglang:aws:Router", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        spec = plan.spec
+        lt = aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            description=f"SGLang router of stack {plan.stack}",
+            image_id=f"resolve:ssm:{ROUTER_AMI_SSM_PARAMETER}",
+            instance_type=spec.router_instance_type,
+            network_interfaces=[
+                aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                    device_index=0,
+                    subnet_id=subnet_id,
+                    security_groups=[security_group_id],
+                    delete_on_termination="true",
+                    associate_public_ip_address="true" if spec.router_public_ip else "false",
+                )
+            ],
+            metadata_options=imdsv2(),
+            block_device_mappings=[root_volume(ROUTER_ROOT_GIB)],
+            update_default_version=True,
+            opts=child,
+        )
+        groups = sorted(head_ips)
+        user_data = pulumi.Output.all(*[head_ips[g] for g in groups]).apply(
+            lambda ips: router_boot(plan, dict(zip(groups, ips, strict=True))).user_data
+        )
+        self.instance = aws.ec2.Instance(
+            name,
+            launch_template=aws.ec2.InstanceLaunchTemplateArgs(
+                id=lt.id, version=lt.latest_version.apply(str)
+            ),
+            user_data=user_data,
+            user_data_replace_on_change=True,
+            tags={"Name": f"{plan.stack}-router", "sglang:role": "router"},
+            opts=child,
+        )
+        self.address: pulumi.Output[str] = pulumi.Output.all(
+            self.instance.public_ip, self.instance.private_ip
+        ).apply(lambda a: a[0] or a[1])
+        self.register_outputs({"address": self.address})

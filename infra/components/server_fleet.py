@@ -1,0 +1,100 @@
+"""GPU server fleet: cluster placement group, one launch template, one instance per node.
+
+The launch template carries the EFA interface layout of :mod:`infra.planning.efa` with the EFA
+security group on every interface (a template with ``network_interfaces`` cannot use top-level
+security groups, https://docs.aws.amazon.com/pcs/latest/userguide/working-with_launch-templates_efa.html)
+and all interfaces in one subnet. Instances are named by group and rank; ranks >= 1 receive
+their rank 0's private IP through an Output, so their user data waits for rank 0 to exist.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components.launch import imdsv2, root_volume
+from infra.planning.cluster import ClusterPlan, server_node_boot
+
+
+class ServerFleet(pulumi.ComponentResource):
+    """Every GPU node of the stack.
+
+    Attributes:
+        instances: ``{node name: Instance}``.
+        head_ips: ``{group: Output of the rank-0 private IP}``.
+        placement_group: the placement group name, or ``None`` without EFA.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        plan: ClusterPlan,
+        subnet_id: pulumi.Input[str],
+        security_group_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("sglang:aws:ServerFleet", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        pg = None
+        if plan.uses_placement_group:
+            pg = aws.ec2.PlacementGroup(f"{name}-pg", strategy="cluster", opts=child)
+
+        interfaces = [
+            aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                network_card_index=i.network_card_index,
+                device_index=i.device_index,
+                interface_type=i.interface_type,
+                subnet_id=subnet_id,
+                security_groups=[security_group_id],
+                delete_on_termination="true",
+                associate_public_ip_address="false",
+            )
+            for i in plan.interfaces
+        ]
+        lt = aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            description=f"SGLang {plan.node_type.name} nodes of stack {plan.stack}",
+            image_id=plan.image_id,
+            instance_type=plan.node_type.name,
+            network_interfaces=interfaces,
+            placement=aws.ec2.LaunchTemplatePlacementArgs(group_name=pg.name) if pg else None,
+            metadata_options=imdsv2(),
+            block_device_mappings=[root_volume(plan.root_volume_gib)],
+            update_default_version=True,
+            opts=child,
+        )
+        template = aws.ec2.InstanceLaunchTemplateArgs(
+            id=lt.id, version=lt.latest_version.apply(str)
+        )
+
+        self.instances: dict[str, aws.ec2.Instance] = {}
+        self.head_ips: dict[int, pulumi.Output[str]] = {}
+        # Rank 0 of each group first: the other ranks' user data needs its IP.
+        for node in sorted(plan.layout.nodes, key=lambda n: (n.rank != 0, n.group, n.rank)):
+            if node.is_head:
+                user_data: pulumi.Input[str] = server_node_boot(plan, node, "").user_data
+            else:
+                user_data = self.head_ips[node.group].apply(
+                    lambda ip, n=node: server_node_boot(plan, n, ip).user_data
+                )
+            inst = aws.ec2.Instance(
+                node.name,
+                launch_template=template,
+                user_data=user_data,
+                user_data_replace_on_change=True,
+                tags={
+                    "Name": f"{plan.stack}-{node.name}",
+                    "sglang:role": "server",
+                    "sglang:group": str(node.group),
+                    "sglang:node-rank": str(node.rank),
+                },
+                opts=child,
+            )
+            self.instances[node.name] = inst
+            if node.is_head:
+                self.head_ips[node.group] = inst.private_ip
+        self.placement_group = pg.name if pg else None
+        self.register_outputs(
+            {"instance_ids": {k: v.id for k, v in self.instances.items()}}
+        )

@@ -1,0 +1,237 @@
+"""Run the real Pulumi program under the SDK's mock runtime: the offline plan and the tests.
+
+No AWS account, no Pulumi CLI: :func:`run_program` registers every resource with a recording
+mock monitor that hands back deterministic fake ids and private IPs, resolves the stack outputs
+and returns what ``pulumi up`` would build. A mock stands in for AWS here because nothing else
+can answer offline; every input the program sends is recorded as the provider would get it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.mocks import MockMonitor, MockResourceArgs, Mocks
+
+from infra.spec import PROJECT
+
+STACKS_DIR = Path(__file__).resolve().parents[1] / "stacks"
+FAKE_ACCOUNT = "123456789012"
+FAKE_PUBLIC_NET = "203.0.113.0/24"  # TEST-NET-3 (RFC 5737): never a real address
+FAKE_BYO_NET = "10.0.1.0/24"
+
+_ID_PREFIX = {
+    "aws:ec2/instance:Instance": "i-",
+    "aws:ec2/vpc:Vpc": "vpc-",
+    "aws:ec2/subnet:Subnet": "subnet-",
+    "aws:ec2/securityGroup:SecurityGroup": "sg-",
+    "aws:ec2/launchTemplate:LaunchTemplate": "lt-",
+    "aws:ec2/internetGateway:InternetGateway": "igw-",
+    "aws:ec2/natGateway:NatGateway": "nat-",
+    "aws:ec2/eip:Eip": "eipalloc-",
+    "aws:ec2/routeTable:RouteTable": "rtb-",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce-",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr-",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr-",
+}
+
+
+def stack_file(stack_or_file: str) -> tuple[str, Path]:
+    """Resolve ``prod-tp16`` or a path to ``(stack name, stack file)``.
+
+    Raises:
+        FileNotFoundError: naming the known stacks.
+    """
+    p = Path(stack_or_file)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise FileNotFoundError(f"no stack file {p}")
+        name = p.stem.removeprefix("Pulumi.")
+        return name, p
+    path = STACKS_DIR / f"Pulumi.{stack_or_file}.yaml"
+    if not path.is_file():
+        known = sorted(f.stem.removeprefix("Pulumi.") for f in STACKS_DIR.glob("Pulumi.*.yaml"))
+        raise FileNotFoundError(
+            f"no stack {stack_or_file!r} (looked for {path}); known stacks: {', '.join(known)}"
+        )
+    return stack_or_file, path
+
+
+def load_stack_config(path: Path) -> dict[str, str]:
+    """A stack file's ``config:`` as the engine hands it to a program: string values, JSON for
+    arrays, objects, numbers and booleans.
+
+    Raises:
+        ValueError: when the file is not a mapping with a ``config:`` mapping.
+    """
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    cfg = doc.get("config", {}) if isinstance(doc, dict) else None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: expected a mapping with a 'config:' mapping")
+    out: dict[str, str] = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict) and "secure" in value:
+            out[str(key)] = json.dumps(value)  # refused by the spec for plain keys
+        elif isinstance(value, str):
+            out[str(key)] = value
+        else:
+            out[str(key)] = json.dumps(value)
+    return out
+
+
+@dataclass
+class RecordedResource:
+    """A resource the program registered: type token, logical name, parent's name, inputs."""
+
+    type: str
+    name: str
+    parent: str
+    inputs: dict[str, Any]
+
+
+class _RecordingMonitor(MockMonitor):
+    """Mock monitor that also remembers each resource's type, name and parent."""
+
+    def __init__(self, mocks: PlanMocks) -> None:
+        super().__init__(mocks)
+        self.plan_mocks = mocks
+        self.recorded: dict[str, RecordedResource] = {}
+        self._names: dict[str, str] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        resp = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self._names[resp.urn] = request.name
+            inputs = self.plan_mocks.inputs.get((request.type, request.name), {})
+            parent = self._names.get(request.parent, "")
+            self.recorded[resp.urn] = RecordedResource(request.type, request.name, parent, inputs)
+        return resp
+
+
+class PlanMocks(Mocks):
+    """Deterministic fake cloud: ids from a hash of the logical name, planned private IPs."""
+
+    def __init__(self, ips: dict[str, str], public_ips: dict[str, str], region: str) -> None:
+        self.ips = ips
+        self.public_ips = public_ips
+        self.region = region
+        self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()
+        rid = _ID_PREFIX.get(args.typ, "") + digest[:17]
+        self.inputs[(args.typ, args.name)] = dict(args.inputs)
+        state = dict(args.inputs)
+        if args.typ == "aws:ec2/instance:Instance":
+            state["private_ip"] = self.ips.get(args.name, "10.255.255.254")
+            state["public_ip"] = self.public_ips.get(args.name, "")
+            state["arn"] = f"arn:aws:ec2:{self.region}:{FAKE_ACCOUNT}:instance/{rid}"
+        elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state["latest_version"] = 1
+            state["name"] = f"{args.name}-{digest[:7]}"
+        elif args.typ == "aws:ec2/placementGroup:PlacementGroup":
+            state["name"] = f"{args.name}-{digest[:7]}"
+            rid = state["name"]
+        elif args.typ == "aws:ec2/securityGroup:SecurityGroup":
+            state["arn"] = f"arn:aws:ec2:{self.region}:{FAKE_ACCOUNT}:security-group/{rid}"
+        return rid, state
+
+    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+@dataclass
+class ProgramRun:
+    """What one mocked run of the program produced.
+
+    Attributes:
+        stack: stack name. config: the config it ran with. plan: the cluster plan.
+        resources: every registered resource, in URN order. outputs: resolved stack outputs.
+        ips: planned private IP per node name.
+    """
+
+    stack: str
+    config: dict[str, str]
+    plan: Any
+    resources: list[RecordedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    ips: dict[str, str] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        """Resources of one type token (``aws:ec2/instance:Instance``)."""
+        return [r for r in self.resources if r.type == type_token]
+
+    def named(self, name: str) -> RecordedResource:
+        """The resource with logical name ``name``.
+
+        Raises:
+            KeyError: when there is none.
+        """
+        for r in self.resources:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+def _fake_addresses(plan: Any) -> tuple[dict[str, str], dict[str, str]]:
+    from infra.components.network import subnet_cidrs
+
+    spec = plan.spec
+    if spec.creates_vpc:
+        public_net, private_net = (ipaddress.ip_network(c) for c in subnet_cidrs(spec.vpc_cidr))
+    else:
+        public_net = private_net = ipaddress.ip_network(FAKE_BYO_NET)
+    hosts = list(private_net.hosts())
+    ips = {n.name: str(hosts[9 + i]) for i, n in enumerate(plan.layout.nodes)}
+    router_net = public_net if spec.router_public_ip else private_net
+    ips["router"] = str(list(router_net.hosts())[4] if router_net != private_net else hosts[4])
+    public = {"router": str(list(ipaddress.ip_network(FAKE_PUBLIC_NET).hosts())[9])}
+    return ips, (public if spec.router_public_ip else {})
+
+
+def run_program(stack: str, config: dict[str, str]) -> ProgramRun:
+    """Run the program for ``stack`` with ``config`` under mocks.
+
+    Args:
+        stack: stack name.
+        config: qualified keys to string values (see :func:`load_stack_config`).
+
+    Returns:
+        The :class:`ProgramRun`.
+
+    Raises:
+        SpecError: when the spec or layout is invalid (before any resource is registered).
+    """
+    from infra.planning.cluster import plan_cluster
+    from infra.program import build, region_of
+    from infra.spec import parse_config
+
+    region = region_of(config)
+    plan = plan_cluster(parse_config(config), stack)  # refuse bad specs before mocks start
+    ips, public_ips = _fake_addresses(plan)
+    mocks = PlanMocks(ips, public_ips, region)
+    monitor = _RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config))
+    run = ProgramRun(stack=stack, config=config, plan=plan, ips=ips)
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        outs = build(stack, config)
+        return pulumi.Output.from_input(outs).apply(run.outputs.update)
+
+    program()
+    run.resources = [monitor.recorded[u] for u in sorted(monitor.recorded)]
+    return run
+
+
+def run_stack(stack_or_file: str) -> ProgramRun:
+    """:func:`run_program` for a stack name or stack file path."""
+    name, path = stack_file(stack_or_file)
+    return run_program(name, load_stack_config(path))

@@ -1,0 +1,300 @@
+"""The whole cluster as pure data: layout, interfaces, environment, user data, estimates.
+
+:func:`plan_cluster` runs every check that needs no AWS (spec, layout, memory fit, user-data
+size with worst-case addresses) before the program creates anything; the components only read
+the result. The functions that need a node's head IP (:func:`server_node_boot`,
+:func:`router_boot`) are pure too: the program calls them inside one ``Output.apply``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from infra.planning import argv as argvs
+from infra.planning import flags
+from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType
+from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
+from infra.planning.layout import Layout, NodePlan, plan_layout
+from infra.planning.userdata import (
+    ServerProcess,
+    UserDataTooLarge,
+    router_user_data,
+    server_user_data,
+)
+from infra.spec import SpecError, StackSpec, qualified
+
+DLAMI_SSM_PARAMETER = (
+    "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+)
+"""Public SSM parameter of the Base OSS Nvidia Driver DLAMI (driver, CUDA, EFA + aws-ofi-nccl,
+GDRCopy, Docker + nvidia-container-toolkit):
+https://docs.aws.amazon.com/dlami/latest/devguide/aws-deep-learning-x86-base-oss-gpu-ami-ubuntu-22-04.html"""
+
+ROUTER_AMI_SSM_PARAMETER = (
+    "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+)
+"""Canonical's public SSM parameter for Ubuntu 24.04 LTS
+(https://documentation.ubuntu.com/aws/aws-how-to/instances/find-ubuntu-images/)."""
+
+WORST_CASE_IP = "255.255.255.255"
+NCCL_SOCKET_IFNAME = "^docker,lo,veth"
+EFA_LD_LIBRARY_PATH = ":".join(
+    (
+        "/opt/amazon/ofi-nccl/lib",
+        "/opt/amazon/ofi-nccl/lib/x86_64-linux-gnu",
+        "/opt/amazon/efa/lib",
+        "/usr/local/nvidia/lib",
+        "/usr/local/nvidia/lib64",
+        "/usr/local/cuda/lib64",
+    )
+)
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """What the stack costs while it runs.
+
+    Attributes:
+        gpus: GPUs of all GPU nodes.
+        hourly_cost_usd: on-demand USD/hour of every node (router included), ``None`` when a
+            type has no known price.
+        price_source: where the prices come from, with its date.
+    """
+
+    gpus: int
+    hourly_cost_usd: float | None
+    price_source: str
+
+
+@dataclass(frozen=True)
+class NodeBoot:
+    """What one node runs and receives.
+
+    Attributes:
+        processes: full argv of every long-running process (what the container runs).
+        user_data: the exact user data EC2 receives (before base64).
+    """
+
+    processes: list[list[str]]
+    user_data: str
+
+    @property
+    def user_data_bytes(self) -> int:
+        """Size of the user data in bytes."""
+        return len(self.user_data.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """Everything the program needs, decided before any resource exists.
+
+    Attributes:
+        stack: stack name.
+        spec: the validated spec.
+        layout: servers and nodes.
+        node_type: catalog entry of the GPU nodes.
+        interfaces: launch-template network interfaces of a GPU node.
+        container_env: environment of the serving containers.
+        root_volume_gib: root gp3 volume of a GPU node.
+        router_startup_timeout_secs: ``--worker-startup-timeout-secs``.
+        estimates: GPUs and cost.
+    """
+
+    stack: str
+    spec: StackSpec
+    layout: Layout
+    node_type: InstanceType
+    interfaces: list[NetworkInterfaceSpec]
+    container_env: dict[str, str]
+    root_volume_gib: int
+    router_startup_timeout_secs: int
+    estimates: Estimates
+
+    @property
+    def efa_interfaces(self) -> int:
+        """EFA interfaces per GPU node."""
+        return efa_count(self.interfaces)
+
+    @property
+    def uses_placement_group(self) -> bool:
+        """A ``cluster`` placement group is created for EFA types."""
+        return self.node_type.has_efa
+
+    @property
+    def image_id(self) -> str:
+        """Launch-template image id: the override, or ``resolve:ssm:`` of the DLAMI parameter.
+
+        ``resolve:ssm:`` makes EC2 read the parameter at launch, so a new DLAMI release never
+        shows as a diff that would replace running GPU nodes
+        (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-systems-manager-parameter-to-find-AMI.html).
+        """
+        return self.spec.ami_id or f"resolve:ssm:{DLAMI_SSM_PARAMETER}"
+
+    def head_nodes(self) -> list[NodePlan]:
+        """Rank-0 node of every group."""
+        return [n for n in self.layout.nodes if n.is_head]
+
+
+def container_env(spec: StackSpec, node: InstanceType) -> dict[str, str]:
+    """Environment of the serving containers.
+
+    NCCL must load the aws-ofi-nccl plugin or it silently falls back to TCP sockets
+    (``NCCL_NET_PLUGIN=ofi`` and the plugin on ``LD_LIBRARY_PATH``); ``FI_EFA_USE_DEVICE_RDMA=1``
+    only where GPUDirect RDMA exists (it aborts on G-series, aws-ofi-nccl #547);
+    ``NCCL_SOCKET_IFNAME`` keeps NCCL's bootstrap off docker and loopback interfaces
+    (awsome-distributed-training ``1.architectures/efa-cheatsheet.md``). User entries win.
+    """
+    env: dict[str, str] = {}
+    if node.has_efa:
+        env["FI_PROVIDER"] = "efa"
+        env["NCCL_NET_PLUGIN"] = "ofi"
+        if spec.efa_host_libraries:
+            env["LD_LIBRARY_PATH"] = EFA_LD_LIBRARY_PATH
+        if node.gpudirect_rdma:
+            env["FI_EFA_USE_DEVICE_RDMA"] = "1"
+    env["NCCL_SOCKET_IFNAME"] = NCCL_SOCKET_IFNAME
+    if spec.nccl_debug:
+        env["NCCL_DEBUG"] = spec.nccl_debug
+    env.update(spec.env_map)
+    return env
+
+
+def root_volume_gib(spec: StackSpec, total_weights_gib: float) -> int:
+    """Root volume size in GiB: the spec's value, else OS + image + one checkpoint copy.
+
+    150 GiB for the OS, Docker's copy of a 20-30 GB image and its unpacked layers, plus 1.1 x
+    the checkpoint (nodes without instance-store NVMe cache it on the root volume), rounded up
+    to 50 GiB.
+
+    Raises:
+        SpecError: when ``root_volume_gib`` is set below that need.
+    """
+    need = int(math.ceil((150 + 1.1 * total_weights_gib) / 50) * 50)
+    if spec.root_volume_gib and spec.root_volume_gib < need:
+        raise SpecError(
+            qualified("root_volume_gib"),
+            f"{spec.root_volume_gib} GiB is below the {need} GiB the image and a "
+            f"{total_weights_gib:.0f} GiB checkpoint need; set at least {need} or 0 (auto)",
+        )
+    return spec.root_volume_gib or need
+
+
+def _estimates(spec: StackSpec, layout: Layout) -> Estimates:
+    gpu_price = spec.node_type.hourly_usd
+    router_price = spec.router_type.hourly_usd
+    cost = None
+    if gpu_price is not None and router_price is not None:
+        cost = round(len(layout.nodes) * gpu_price + router_price, 2)
+    return Estimates(layout.total_gpus, cost, f"{PRICE_SOURCE} [{PRICE_DATE}]")
+
+
+def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str) -> dict[str, str]:
+    """``/etc/sglang/node.env`` of a GPU node (role, group, rank, nnodes, head address, port)."""
+    multi = plan.layout.nodes_per_server > 1
+    return {
+        "SGLANG_STACK": plan.stack,
+        "SGLANG_ROLE": "server",
+        "SGLANG_NODE_NAME": node.name,
+        "SGLANG_GROUP": str(node.group),
+        "SGLANG_NODE_RANK": str(node.rank),
+        "SGLANG_NNODES": str(plan.layout.nodes_per_server),
+        "SGLANG_SLOTS": " ".join(str(s.slot) for s in node.servers),
+        "SGLANG_DIST_INIT_HOST": head_ip if multi and not node.is_head else "",
+        "SGLANG_DIST_INIT_PORT": str(node.servers[0].dist_init_port) if multi else "",
+        "SGLANG_IMAGE": plan.spec.image,
+        "SGLANG_EFA_HOST_LIBS": "1" if plan.spec.efa_host_libraries and plan.node_type.has_efa else "0",
+        "SGLANG_VERSION": flags.SGLANG_VERSION,
+    }
+
+
+def server_node_boot(plan: ClusterPlan, node: NodePlan, head_ip: str) -> NodeBoot:
+    """Processes and user data of one GPU node.
+
+    Args:
+        plan: the cluster plan.
+        node: the node.
+        head_ip: private IPv4 of the node's rank 0 (its own IP when ``node`` is rank 0; only
+            shown in the plan's argv then, since rank 0 reads it from IMDS at boot).
+
+    Raises:
+        UserDataTooLarge: over 16384 bytes.
+    """
+    full = [argvs.server_argv(plan.spec, s, node.rank, head_ip) for s in node.servers]
+    procs = [
+        ServerProcess(s.slot, argvs.split_dist_init(a)[0], node.is_head)
+        for s, a in zip(node.servers, full, strict=True)
+    ]
+    ud = server_user_data(
+        node.name, server_node_env(plan, node, head_ip), procs, plan.container_env
+    )
+    return NodeBoot(full, ud)
+
+
+def worker_urls(plan: ClusterPlan, head_ips: Mapping[int, str]) -> dict[str, str]:
+    """``{server name: http://IP:PORT}`` of rank 0 of every server.
+
+    Args:
+        head_ips: ``{group: private IPv4 of the group's rank-0 node}``.
+    """
+    return {s.name: f"http://{head_ips[s.group]}:{s.port}" for s in plan.layout.servers}
+
+
+def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str]) -> NodeBoot:
+    """Argv and user data of the router node.
+
+    Raises:
+        UserDataTooLarge: over 16384 bytes.
+    """
+    argv = argvs.router_argv(
+        plan.spec, list(worker_urls(plan, head_ips).values()), plan.router_startup_timeout_secs
+    )
+    env = {
+        "SGLANG_STACK": plan.stack,
+        "SGLANG_ROLE": "router",
+        "SGLANG_ROUTER_VERSION": flags.ROUTER_VERSION,
+    }
+    return NodeBoot([argv], router_user_data(env, argv))
+
+
+def plan_cluster(spec: StackSpec, stack: str) -> ClusterPlan:
+    """Plan the cluster and run every offline check.
+
+    Args:
+        spec: the validated spec.
+        stack: the Pulumi stack name.
+
+    Returns:
+        The :class:`ClusterPlan`.
+
+    Raises:
+        SpecError: any layout, memory, disk or user-data-size problem, naming the key.
+    """
+    layout = plan_layout(spec)
+    node_type = spec.node_type
+    plan = ClusterPlan(
+        stack=stack,
+        spec=spec,
+        layout=layout,
+        node_type=node_type,
+        interfaces=network_interfaces(node_type),
+        container_env=container_env(spec, node_type),
+        root_volume_gib=root_volume_gib(spec, layout.memory.total_weights_gib),
+        router_startup_timeout_secs=argvs.router_worker_startup_timeout(
+            spec, layout.memory.total_weights_gib
+        ),
+        estimates=_estimates(spec, layout),
+    )
+    # User data with the longest possible addresses must fit before anything is created.
+    worst = {g: WORST_CASE_IP for g in range(layout.groups)}
+    try:
+        for node in layout.nodes:
+            server_node_boot(plan, node, WORST_CASE_IP)
+        router_boot(plan, worst)
+    except UserDataTooLarge as e:
+        raise SpecError(
+            qualified("extra_server_args"),
+            f"{e}; shorten extra_server_args/server_env or pack fewer servers per node",
+        ) from None
+    return plan

@@ -1,0 +1,37 @@
+"""Option strings of the pinned SGLang server and router, as data.
+
+``data/sglang_flags.json`` is written by ``tools/dump_flags.py`` from the real argparse parsers
+of ``sglang==SGLANG_VERSION`` and ``sglang-router==ROUTER_VERSION`` (their own ``add_cli_args``),
+and ``tests/conformance/test_flags_match_parsers.py`` checks it against those parsers on every
+CI run. The spec uses it to refuse a misspelt or abbreviated ``extra_server_args`` flag before
+any resource exists (argparse would otherwise accept ``--enable-ep`` as an abbreviation of
+``--enable-eplb``, a different feature).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+SGLANG_VERSION = "0.5.23"
+ROUTER_VERSION = "0.3.2"
+
+DATA_FILE = Path(__file__).with_name("data") / "sglang_flags.json"
+
+
+@cache
+def _data() -> dict[str, list[str]]:
+    with DATA_FILE.open(encoding="utf-8") as f:
+        data: dict[str, list[str]] = json.load(f)
+    return data
+
+
+def server_flags() -> frozenset[str]:
+    """Every option string of ``sglang.launch_server`` at ``SGLANG_VERSION`` (``--tp-size``...)."""
+    return frozenset(_data()["server"])
+
+
+def router_flags() -> frozenset[str]:
+    """Every option string of ``sglang_router.launch_router`` at ``ROUTER_VERSION``."""
+    return frozenset(_data()["router"])

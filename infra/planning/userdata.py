@@ -1,0 +1,209 @@
+"""User data for every node: one pure function from planned data to the exact bytes EC2 gets.
+
+The user data is a MIME multipart document (``cloud-init``'s "mime multi part archive") with one
+``text/cloud-config`` part. That part writes the node's data (``/etc/sglang/node.env``, one
+``server-<slot>.argv`` per server, ``container.env``) and installs the static files of
+``userdata/``: shellcheck-clean scripts that read those files and systemd units. Nothing is
+templated into a script. YAML is serialized by PyYAML, MIME by the standard library, with a fixed
+boundary so the same plan always gives the same bytes (no diff on every ``pulumi up``).
+
+``write_files`` runs in cloud-init's init stage and ``runcmd`` in the final stage; services are
+systemd units started with ``--no-block`` from ``runcmd``, never a foreground command
+(https://cloudinit.readthedocs.io/en/latest/reference/modules.html#write-files).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.mime.multipart import MIMEMultipart
+from email.message import Message
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+USERDATA_DIR = Path(__file__).resolve().parents[2] / "userdata"
+MAX_USER_DATA_BYTES = 16384
+"""EC2 limit on raw user data, before base64
+(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/user-data.html)."""
+
+MIME_BOUNDARY = "==sglang-cluster-user-data=="
+
+LIB_PATH = "/usr/local/lib/sglang/sglang-lib.sh"
+SERVER_SCRIPTS = ("sglang-server-prepare", "sglang-server-run", "sglang-wait-ready")
+SERVER_UNITS = ("sglang-server@.service", "sglang-ready@.service")
+ROUTER_SCRIPTS = ("sglang-router-install", "sglang-router-run")
+ROUTER_UNITS = ("sglang-router.service",)
+
+
+class UserDataTooLarge(ValueError):
+    """Rendered user data over EC2's 16384-byte limit."""
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """One server rank on a node: its slot and the argv written to ``server-<slot>.argv``."""
+
+    slot: int
+    argv: list[str]
+    is_head: bool
+
+
+@cache
+def static_file(name: str) -> str:
+    """Text of a file under ``userdata/``."""
+    return (USERDATA_DIR / name).read_text(encoding="utf-8")
+
+
+def env_file(values: Mapping[str, str]) -> str:
+    """``KEY=value`` lines, values shell-quoted (read by bash ``.`` and systemd EnvironmentFile).
+
+    Raises:
+        ValueError: for a value with a quote or newline (systemd and bash would disagree).
+    """
+    lines = []
+    for key, value in values.items():
+        if any(c in value for c in "'\"\n\r\\"):
+            raise ValueError(f"{key}: value {value!r} may not contain quotes, backslashes or newlines")
+        lines.append(f"{key}={shlex.quote(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def docker_env_file(values: Mapping[str, str]) -> str:
+    """``KEY=VALUE`` lines for ``docker run --env-file`` (no quoting: Docker takes them raw)."""
+    for key, value in values.items():
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"{key}: value may not contain a newline")
+    return "".join(f"{k}={v}\n" for k, v in values.items())
+
+
+def argv_file(argv: list[str]) -> str:
+    """One argument per line (read back with bash ``mapfile -t``)."""
+    for a in argv:
+        if "\n" in a or "\r" in a:
+            raise ValueError(f"argument {a!r} may not contain a newline")
+    return "\n".join(argv) + "\n"
+
+
+def _write(path: str, content: str, permissions: str = "0644") -> dict[str, str]:
+    return {"path": path, "content": content, "owner": "root:root", "permissions": permissions}
+
+
+def _static(names: tuple[str, ...], directory: str, permissions: str) -> list[dict[str, str]]:
+    return [_write(f"{directory}/{n}", static_file(n), permissions) for n in names]
+
+
+def cloud_config(doc: Mapping[str, object]) -> str:
+    """Serialize a cloud-config dict with its ``#cloud-config`` header."""
+    body = yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False, width=4096)
+    return "#cloud-config\n" + body
+
+
+def mime(parts: list[tuple[str, str]]) -> str:
+    """Assemble ``(subtype, text)`` parts into a deterministic MIME multipart document.
+
+    Parts are 8bit UTF-8 (no base64: the user data stays readable and small).
+    """
+    outer = MIMEMultipart(boundary=MIME_BOUNDARY)
+    for subtype, text in parts:
+        part = Message()
+        part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+        part["MIME-Version"] = "1.0"
+        part["Content-Transfer-Encoding"] = "8bit"
+        part.set_payload(text)
+        outer.attach(part)
+    return outer.as_string()
+
+
+def split_mime(user_data: str) -> dict[str, str]:
+    """Inverse of :func:`mime` for tests and tools: ``{content type: text}``."""
+    import email
+
+    msg = email.message_from_string(user_data)
+    out: dict[str, str] = {}
+    for part in msg.walk():
+        if part.get_content_maintype() == "multipart":
+            continue
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        out[part.get_content_type()] = payload.decode("utf-8")
+    return out
+
+
+def _check_size(name: str, text: str) -> str:
+    size = len(text.encode("utf-8"))
+    if size > MAX_USER_DATA_BYTES:
+        raise UserDataTooLarge(
+            f"user data of {name} is {size} bytes, over EC2's {MAX_USER_DATA_BYTES}-byte limit"
+        )
+    return text
+
+
+def server_user_data(
+    node_name: str,
+    node_env: Mapping[str, str],
+    processes: list[ServerProcess],
+    container_env: Mapping[str, str],
+) -> str:
+    """User data of one GPU node.
+
+    Args:
+        node_name: stable node name (``server-g0-r0``), for the size error.
+        node_env: ``/etc/sglang/node.env`` values (no secrets: the file is world-readable).
+        processes: the server ranks on this node; each argv without ``--dist-init-addr``.
+        container_env: environment of the serving containers (NCCL/EFA and the user's).
+
+    Returns:
+        The MIME document, at most 16384 bytes.
+
+    Raises:
+        UserDataTooLarge: when the document is over the limit.
+    """
+    files = [_write("/etc/sglang/node.env", env_file(node_env))]
+    files += [
+        _write(f"/etc/sglang/server-{p.slot}.argv", argv_file(p.argv)) for p in processes
+    ]
+    files.append(_write("/etc/sglang/container.env", docker_env_file(container_env)))
+    files.append(_write(LIB_PATH, static_file("sglang-lib.sh")))
+    files += _static(SERVER_SCRIPTS, "/usr/local/bin", "0755")
+    files += _static(SERVER_UNITS, "/etc/systemd/system", "0644")
+    units = [f"sglang-server@{p.slot}.service" for p in processes]
+    units += [f"sglang-ready@{p.slot}.service" for p in processes if p.is_head]
+    doc = {
+        "write_files": files,
+        "runcmd": [
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", "--no-block", *units],
+        ],
+    }
+    return _check_size(node_name, mime([("cloud-config", cloud_config(doc))]))
+
+
+def router_user_data(node_env: Mapping[str, str], argv: list[str]) -> str:
+    """User data of the router node (Ubuntu): Python venv packages, argv, unit.
+
+    Returns:
+        The MIME document, at most 16384 bytes.
+
+    Raises:
+        UserDataTooLarge: when the document is over the limit.
+    """
+    files = [
+        _write("/etc/sglang/node.env", env_file(node_env)),
+        _write("/etc/sglang/router.argv", argv_file(argv)),
+        _write(LIB_PATH, static_file("sglang-lib.sh")),
+    ]
+    files += _static(ROUTER_SCRIPTS, "/usr/local/bin", "0755")
+    files += _static(ROUTER_UNITS, "/etc/systemd/system", "0644")
+    doc = {
+        "package_update": True,
+        "packages": ["python3-venv", "python3-pip", "curl"],
+        "write_files": files,
+        "runcmd": [
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", "--no-block", "sglang-router.service"],
+        ],
+    }
+    return _check_size("router", mime([("cloud-config", cloud_config(doc))]))

@@ -1,0 +1,94 @@
+"""The Pulumi program as a function: the real ``pulumi up`` and the offline plan both call it.
+
+``__main__.py`` calls :func:`main`; tests and ``python -m infra plan`` call :func:`build` under
+the SDK's mock runtime. Nothing here talks to AWS outside resources the engine manages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.spec import PROJECT, SpecError, StackSpec, parse_config
+
+BASE_TAGS = {"managed-by": "pulumi", "project": PROJECT}
+
+
+def read_config() -> dict[str, Any]:
+    """Every ``sglang-cluster:*`` key the engine passed to the program, plus ``aws:region``.
+
+    Declared keys are read through ``pulumi.Config``; keys set in the stack file but unknown to
+    the spec are found in the runtime's config map too, so a typo is refused, not ignored.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    every = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    out: dict[str, Any] = {k: v for k, v in every.items() if k.startswith(f"{PROJECT}:")}
+    cfg = pulumi.Config(PROJECT)
+    for key in StackSpec.model_fields:
+        value = cfg.get(key)
+        if value is not None:
+            out[f"{PROJECT}:{key}"] = value
+    region = pulumi.Config("aws").get("region")
+    if region:
+        out["aws:region"] = region
+    return out
+
+
+def region_of(config: dict[str, Any]) -> str:
+    """The ``aws:region`` config value.
+
+    Raises:
+        SpecError: when it is missing.
+    """
+    region = config.get("aws:region")
+    if not region:
+        raise SpecError("aws:region", "required: set it in the stack file (us-east-1, ...)")
+    return str(region)
+
+
+def build(stack: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Plan, then create every resource of the stack.
+
+    Args:
+        stack: the stack name.
+        config: config as :func:`read_config` returns it.
+
+    Returns:
+        The stack outputs (Outputs and plain values).
+
+    Raises:
+        SpecError: before any resource exists, when the spec or layout is invalid.
+    """
+    from infra.planning.cluster import plan_cluster
+
+    region = region_of(config)
+    spec: StackSpec = parse_config(config)
+    plan = plan_cluster(spec, stack)
+
+    import pulumi_aws as aws
+
+    from infra.components.cluster import SglangCluster
+
+    provider = aws.Provider(
+        "aws",
+        region=region,
+        default_tags=aws.ProviderDefaultTagsArgs(
+            tags={**BASE_TAGS, "stack": stack, **spec.tag_map}
+        ),
+    )
+    cluster = SglangCluster(
+        "sglang", plan, region, opts=pulumi.ResourceOptions(provider=provider)
+    )
+    return cluster.outputs
+
+
+def main() -> None:
+    """Entry point of ``pulumi up``: build and export; a bad spec stops with one message."""
+    try:
+        outputs = build(pulumi.get_stack(), read_config())
+    except SpecError as e:
+        raise pulumi.RunError(f"invalid stack config: {e}") from None
+    for key, value in outputs.items():
+        pulumi.export(key, value)

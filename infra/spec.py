@@ -1,0 +1,491 @@
+"""The stack spec: a typed, validated model of one stack file's ``sglang-cluster:*`` config.
+
+The config is flat (one key per setting) because Pulumi's project config schema declares only
+``string``, ``integer``, ``boolean`` and ``array`` types
+(https://github.com/pulumi/pulumi/blob/master/sdk/go/common/workspace/project.json); the
+``config:`` section of ``Pulumi.yaml`` is generated from this model (``python -m infra schema``)
+so that every key has a description and the same default here and there.
+
+Rules that need only the spec live here; rules that need the instance catalog, the model shape
+and the layout live in :mod:`infra.planning.layout`. Both raise :class:`SpecError`, whose message
+names the config key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from infra.planning import catalog, flags
+from infra.planning.shapes import DTYPE_BYTES, KNOWN_MODELS, ModelShape
+
+PROJECT = "sglang-cluster"
+"""Pulumi project name, and so the namespace of every config key (``sglang-cluster:tp_size``)."""
+
+# Flags of ``sglang.launch_server`` that the project renders itself: a user's
+# ``extra_server_args`` may not set them (the layout would silently disagree with the plan).
+OWNED_SERVER_FLAGS: frozenset[str] = frozenset(
+    {
+        "--model-path",
+        "--served-model-name",
+        "--host",
+        "--port",
+        "--tp-size",
+        "--tensor-parallel-size",
+        "--pp-size",
+        "--pipeline-parallel-size",
+        "--dp-size",
+        "--data-parallel-size",
+        "--ep-size",
+        "--expert-parallel-size",
+        "--ep",
+        "--attn-dp-size",
+        "--enable-dp-attention",
+        "--nnodes",
+        "--node-rank",
+        "--dist-init-addr",
+        "--nccl-init-addr",
+        "--base-gpu-id",
+        "--mem-fraction-static",
+        "--trust-remote-code",
+    }
+)
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
+_AZ = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+
+
+class SpecError(ValueError):
+    """A stack config that cannot be deployed.
+
+    Attributes:
+        key: the fully qualified config key (``sglang-cluster:tp_size``) or ``""`` when the
+            problem spans several keys (then the message names them).
+        message: one sentence saying what is wrong and what is allowed.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+def qualified(key: str) -> str:
+    """``tp_size`` -> ``sglang-cluster:tp_size``."""
+    return f"{PROJECT}:{key}"
+
+
+def _no_newline(value: str) -> str:
+    if "\n" in value or "\r" in value or "\x00" in value:
+        raise ValueError("must be a single line (no newline or NUL characters)")
+    return value
+
+
+class StackSpec(BaseModel):
+    """Everything one stack file says about its cluster. Field names are the config keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # --- model ---
+    model: str = Field(
+        min_length=1,
+        description="Hugging Face model id (Qwen/Qwen2.5-72B-Instruct) or an absolute path to a "
+        "local checkpoint on the node (/fsx/models/my-model).",
+    )
+    served_model_name: str = Field(
+        "", description="Name clients send as `model` in OpenAI requests; empty = the model id."
+    )
+    model_params_billion: float = Field(
+        0.0,
+        ge=0,
+        description="Total parameters in billions (all experts for MoE). Needed only for models "
+        "the project has no shape for; 0 = use the known shape.",
+    )
+    model_dtype: Literal["", "bfloat16", "float16", "float32", "float8", "int8", "int4"] = Field(
+        "", description="Weight dtype for the memory-fit check; empty = the known shape's dtype."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Pass --trust-remote-code to SGLang (models with custom code)."
+    )
+
+    # --- layout ---
+    tp_size: int = Field(1, ge=1, description="Tensor parallel size of each server (--tp-size).")
+    pp_size: int = Field(
+        1, ge=1, description="Pipeline parallel size of each server (--pp-size)."
+    )
+    dp_size: int = Field(
+        1,
+        ge=1,
+        description="Data parallel size inside one server (--dp-size). Without attention_dp this "
+        "runs dp_size replicas of TP inside one server on one node; prefer `replicas` for "
+        "independent servers behind the router.",
+    )
+    ep_size: int = Field(
+        1, ge=1, description="Expert parallel size for MoE models (--ep-size); must divide tp_size."
+    )
+    attention_dp: bool = Field(
+        False,
+        description="Data-parallel attention inside the TP group (--attn-dp-size dp_size); "
+        "needs dp_size > 1 dividing tp_size.",
+    )
+    replicas: int = Field(
+        1, ge=1, description="Independent servers behind the router (each tp*pp*dp GPUs)."
+    )
+    servers_per_node: int = Field(
+        0,
+        ge=0,
+        description="Servers packed on one node when a server needs fewer GPUs than a node has; "
+        "0 = as many as fit.",
+    )
+
+    # --- nodes ---
+    instance_type: str = Field(description="EC2 instance type of the GPU nodes (p5.48xlarge).")
+    node_count: int = Field(
+        0,
+        ge=0,
+        description="Expected number of GPU nodes; 0 = derived from the layout. When set, a "
+        "layout that needs a different count is refused.",
+    )
+    ami_id: str = Field(
+        "", description="AMI id for GPU nodes; empty = the latest Base OSS Nvidia Driver DLAMI "
+        "(Ubuntu 22.04) resolved from its public SSM parameter at launch."
+    )
+    root_volume_gib: int = Field(
+        0,
+        ge=0,
+        description="Root gp3 volume size in GiB; 0 = sized for the image and the model cache.",
+    )
+
+    # --- network ---
+    availability_zone: str = Field(
+        "",
+        description="AZ of the subnet when the project creates the VPC (EFA does not cross AZs). "
+        "Required unless subnet_id is given.",
+    )
+    vpc_cidr: str = Field("10.0.0.0/16", description="CIDR of the VPC the project creates.")
+    vpc_id: str = Field("", description="Existing VPC id; empty = create a VPC.")
+    subnet_id: str = Field(
+        "", description="Existing private subnet for the GPU nodes (with a NAT route); needs vpc_id."
+    )
+    router_subnet_id: str = Field(
+        "", description="Existing subnet for the router node; empty = subnet_id."
+    )
+    client_cidrs: list[str] = Field(
+        default_factory=list,
+        description="CIDRs allowed to reach the router port (no default: the router is never "
+        "opened to the internet unless you write 0.0.0.0/0 here).",
+    )
+
+    # --- router ---
+    router_policy: Literal["cache_aware", "round_robin", "random", "power_of_two"] = Field(
+        "cache_aware", description="Router load-balancing policy (--policy)."
+    )
+    router_port: int = Field(8000, ge=1024, le=65535, description="Router HTTP port.")
+    router_prometheus_port: int = Field(
+        29000, ge=1024, le=65535, description="Router Prometheus metrics port."
+    )
+    router_instance_type: str = Field(
+        "c7i.xlarge", description="EC2 instance type of the CPU router node."
+    )
+    router_worker_startup_timeout_secs: int = Field(
+        0,
+        ge=0,
+        description="Seconds the router waits for workers to become healthy; 0 = sized from the "
+        "model's weight size (at least 1800 s).",
+    )
+    router_public_ip: bool = Field(
+        True,
+        description="Give the router a public IPv4 (in the public subnet of a created VPC).",
+    )
+
+    # --- server ---
+    image: str = Field(
+        "lmsysorg/sglang:v0.5.23-cu129",
+        description="Serving container image (must carry SGLang 0.5.23).",
+    )
+    server_port: int = Field(30000, ge=1024, le=65000, description="First SGLang server port.")
+    dist_init_port: int = Field(
+        20000, ge=1024, le=65000, description="First --dist-init-addr port of multi-node servers."
+    )
+    mem_fraction_static: float = Field(
+        0.85, gt=0.1, lt=0.99, description="--mem-fraction-static: weights + KV cache share of GPU memory."
+    )
+    min_kv_cache_gib: float = Field(
+        2.0, ge=0, description="KV cache per GPU (GiB) the memory-fit check requires after weights."
+    )
+    extra_server_args: list[str] = Field(
+        default_factory=list,
+        description="Extra sglang.launch_server arguments, full flag names only, e.g. "
+        "[\"--context-length\", \"32768\"]. Flags the project sets itself are refused.",
+    )
+    server_env: list[str] = Field(
+        default_factory=list,
+        description="Extra container environment as KEY=VALUE strings.",
+    )
+    efa_host_libraries: bool = Field(
+        True,
+        description="Bind-mount the DLAMI's /opt/amazon (libfabric, aws-ofi-nccl) into the "
+        "container so NCCL uses NET/OFI with images that do not carry EFA.",
+    )
+    nccl_debug: Literal["", "WARN", "INFO"] = Field(
+        "INFO",
+        description="NCCL_DEBUG in the container; INFO lets the readiness check confirm NET/OFI.",
+    )
+    tags: list[str] = Field(
+        default_factory=list, description="Extra tags on every resource as KEY=VALUE strings."
+    )
+
+    # ----- field rules -----
+    @field_validator("model", "served_model_name", "image", "ami_id")
+    @classmethod
+    def _single_line(cls, v: str) -> str:
+        return _no_newline(v)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _gpu_type(cls, v: str) -> str:
+        t = catalog.CATALOG.get(v)
+        if t is None or t.gpus == 0:
+            raise ValueError(f"unknown GPU instance type; allowed: {', '.join(catalog.GPU_TYPES)}")
+        return v
+
+    @field_validator("router_instance_type")
+    @classmethod
+    def _cpu_type(cls, v: str) -> str:
+        if v not in catalog.CATALOG:
+            allowed = ", ".join(catalog.CPU_TYPES + catalog.GPU_TYPES)
+            raise ValueError(f"unknown instance type; allowed: {allowed}")
+        return v
+
+    @field_validator("availability_zone")
+    @classmethod
+    def _az(cls, v: str) -> str:
+        if v and not _AZ.match(v):
+            raise ValueError("must look like us-east-1a")
+        return v
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, v: str) -> str:
+        net = ipaddress.ip_network(v, strict=True)
+        if net.version != 4 or not 16 <= net.prefixlen <= 22:
+            raise ValueError("must be an IPv4 CIDR with a prefix from /16 to /22")
+        return v
+
+    @field_validator("client_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for c in v:
+            try:
+                ipaddress.ip_network(c, strict=True)
+            except ValueError as e:
+                raise ValueError(f"{c!r} is not a CIDR ({e})") from None
+        return v
+
+    @field_validator("server_env")
+    @classmethod
+    def _env(cls, v: list[str]) -> list[str]:
+        for item in v:
+            _no_newline(item)
+            name, sep, _ = item.partition("=")
+            if not sep or not _ENV_NAME.match(name):
+                raise ValueError(f"{item!r} must be KEY=VALUE with KEY like HF_HOME")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        for item in v:
+            key, sep, value = item.partition("=")
+            if not sep or not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
+                raise ValueError(f"{item!r} must be KEY=VALUE (key not starting with aws:)")
+            _no_newline(value)
+        return v
+
+    @field_validator("extra_server_args")
+    @classmethod
+    def _extra(cls, v: list[str]) -> list[str]:
+        known = flags.server_flags()
+        for arg in v:
+            _no_newline(arg)
+            if not arg.startswith("--"):
+                continue
+            flag = arg.split("=", 1)[0]
+            if flag in OWNED_SERVER_FLAGS:
+                raise ValueError(
+                    f"{flag} is set by the project from the layout keys (tp_size, pp_size, "
+                    "dp_size, ep_size, attention_dp, server_port, mem_fraction_static, ...); "
+                    "remove it from extra_server_args"
+                )
+            if flag not in known:
+                close = sorted(f for f in known if f.startswith(flag))[:5]
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise ValueError(
+                    f"{flag} is not a flag of sglang.launch_server {flags.SGLANG_VERSION}; "
+                    f"use full flag names{hint}"
+                )
+        return v
+
+    # ----- derived values -----
+    @property
+    def served_name(self) -> str:
+        """The name clients use in requests."""
+        return self.served_model_name or self.model
+
+    @property
+    def node_type(self) -> catalog.InstanceType:
+        """Catalog entry of the GPU node type."""
+        return catalog.lookup(self.instance_type)
+
+    @property
+    def router_type(self) -> catalog.InstanceType:
+        """Catalog entry of the router node type."""
+        return catalog.lookup(self.router_instance_type)
+
+    @property
+    def creates_vpc(self) -> bool:
+        """True when the project creates the VPC and subnets."""
+        return not self.vpc_id
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        """``tags`` as a dict."""
+        return dict(t.split("=", 1) for t in self.tags)
+
+    @property
+    def env_map(self) -> dict[str, str]:
+        """``server_env`` as an ordered dict."""
+        return dict(e.split("=", 1) for e in self.server_env)
+
+    def shape(self) -> ModelShape:
+        """The model shape: the known one, overridden by ``model_params_billion``/``model_dtype``.
+
+        Raises:
+            SpecError: for an unknown model without ``model_params_billion`` and ``model_dtype``.
+        """
+        known = KNOWN_MODELS.get(self.model)
+        if known is None:
+            if not self.model_params_billion or not self.model_dtype:
+                raise SpecError(
+                    qualified("model_params_billion"),
+                    f"model {self.model!r} has no known shape; set model_params_billion and "
+                    f"model_dtype (one of {', '.join(DTYPE_BYTES)}). Known models: "
+                    f"{', '.join(KNOWN_MODELS)}",
+                )
+            return ModelShape(self.model_params_billion, self.model_dtype)
+        return ModelShape(
+            self.model_params_billion or known.params_billion,
+            self.model_dtype or known.dtype,
+            known.layers,
+            known.attention_heads,
+            known.experts,
+        )
+
+
+def _cross_field(spec: StackSpec) -> None:
+    """Rules between keys of the spec alone (network and required keys)."""
+    if not spec.client_cidrs:
+        raise SpecError(
+            qualified("client_cidrs"),
+            "required: list the CIDRs allowed to reach the router (e.g. [\"203.0.113.0/24\"]); "
+            "the project never opens the router to the internet by default",
+        )
+    if spec.vpc_id and not spec.subnet_id:
+        raise SpecError(qualified("subnet_id"), "required when vpc_id is set (one subnet, one AZ)")
+    if (spec.subnet_id or spec.router_subnet_id) and not spec.vpc_id:
+        raise SpecError(qualified("vpc_id"), "required when subnet_id or router_subnet_id is set")
+    if not spec.vpc_id and not spec.availability_zone:
+        raise SpecError(
+            qualified("availability_zone"),
+            "required when the project creates the VPC: EFA and cluster placement groups stay in "
+            "one AZ; pick one that offers "
+            f"{spec.instance_type} (aws ec2 describe-instance-type-offerings "
+            "--location-type availability-zone)",
+        )
+    if spec.router_port == spec.router_prometheus_port:
+        raise SpecError(
+            qualified("router_prometheus_port"), "must differ from router_port"
+        )
+    if abs(spec.server_port - spec.dist_init_port) < 1000:
+        raise SpecError(
+            qualified("dist_init_port"),
+            f"{spec.dist_init_port} is within 1000 of server_port {spec.server_port}; SGLang "
+            "derives ports above both, keep them at least 1000 apart",
+        )
+    if spec.served_model_name == "" and spec.model.startswith("/"):
+        raise SpecError(
+            qualified("served_model_name"),
+            "required when model is a local path (clients need a stable name)",
+        )
+    if spec.router_type.gpus:
+        pass  # a GPU router node is allowed, just expensive
+
+
+def _decode_value(field: str, raw: Any) -> Any:
+    """Turn one Pulumi config value (always a string at runtime) into the field's Python value."""
+    info = StackSpec.model_fields.get(field)
+    if info is None or not isinstance(raw, str) or info.annotation is str:
+        return raw
+    if info.annotation is not None and getattr(info.annotation, "__origin__", None) is Literal:
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _format_validation_error(err: ValidationError) -> SpecError:
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    key = loc[0] if loc else ""
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(StackSpec.model_fields)
+        return SpecError(qualified(key), f"unknown config key; allowed keys: {allowed}")
+    if first["type"] == "missing":
+        desc = StackSpec.model_fields[key].description or ""
+        return SpecError(qualified(key), f"required: {desc}")
+    given = first.get("input")
+    shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
+    where = "[" + "][".join(loc[1:]) + "]" if len(loc) > 1 else ""
+    return SpecError(qualified(key) + where, f"{msg}{shown}")
+
+
+def parse_config(values: Mapping[str, Any]) -> StackSpec:
+    """Validate a stack's config into a :class:`StackSpec`.
+
+    Args:
+        values: config keys of this project, either bare (``tp_size``) or qualified
+            (``sglang-cluster:tp_size``); values as Pulumi hands them to a program (strings,
+            JSON for arrays) or as YAML gives them (ints, lists). Keys of other namespaces
+            (``aws:region``) are ignored.
+
+    Returns:
+        The frozen, validated spec.
+
+    Raises:
+        SpecError: the first problem found, naming the key and what is allowed.
+    """
+    own: dict[str, Any] = {}
+    for k, v in values.items():
+        ns, sep, bare = k.partition(":")
+        if sep and ns != PROJECT:
+            continue
+        name = bare if sep else k
+        if isinstance(v, dict) and "secure" in v:
+            raise SpecError(
+                qualified(name), "is a secret here, but this key takes a plain value"
+            )
+        own[name] = _decode_value(name, v)
+    try:
+        spec = StackSpec.model_validate(own)
+    except ValidationError as e:
+        raise _format_validation_error(e) from None
+    _cross_field(spec)
+    return spec
