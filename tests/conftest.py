@@ -1,0 +1,36 @@
+"""Shared fixtures: a valid base config and helpers to mutate it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.mockrun import STACKS_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+STACKS = sorted(p.stem.removeprefix("Pulumi.") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+
+
+def base_config(**overrides: Any) -> dict[str, Any]:
+    """A valid prod-tp16-like config with bare keys; overrides replace or (value None) delete."""
+    cfg: dict[str, Any] = {
+        "aws:region": "us-east-1",
+        "availability_zone": "us-east-1a",
+        "client_cidrs": ["203.0.113.0/24"],
+        "model": "Qwen/Qwen2.5-72B-Instruct",
+        "instance_type": "p5.48xlarge",
+        "tp_size": 16,
+    }
+    for k, v in overrides.items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
+    return cfg
+
+
+@pytest.fixture
+def base() -> dict[str, Any]:
+    return base_config()
