@@ -1,0 +1,165 @@
+"""The Pulumi program under the SDK's mock runtime, once per stack file in stacks/.
+
+The mocks stand in for AWS (no account here); every input the program sends is checked as the
+provider would receive it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+
+from infra.mockrun import ProgramRun, run_stack
+from infra.planning.catalog import CATALOG
+from infra.planning.cluster import DLAMI_SSM_PARAMETER, server_node_boot
+from tests.conftest import STACKS
+
+INSTANCE = "aws:ec2/instance:Instance"
+LT = "aws:ec2/launchTemplate:LaunchTemplate"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+
+
+@cache
+def run(stack: str) -> ProgramRun:
+    return run_stack(stack)
+
+
+def test_every_expected_stack_exists() -> None:
+    assert {"dev", "prod-tp16", "tp8-dp2", "tp2-dp8", "tp8-pp2", "moe-ep"} <= set(STACKS)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_one_instance_per_node_plus_router(stack: str) -> None:
+    r = run(stack)
+    names = sorted(i.name for i in r.of_type(INSTANCE))
+    assert names == sorted([n.name for n in r.plan.layout.nodes] + ["router"])
+    assert len(r.of_type(LT)) == 2
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_launch_template_interfaces_follow_the_catalog(stack: str) -> None:
+    r = run(stack)
+    lt = r.named("sglang-servers-lt").inputs
+    itype = CATALOG[lt["instanceType"]]
+    nics = lt["networkInterfaces"]
+    assert len(nics) == 1 + itype.max_efa
+    assert nics[0]["networkCardIndex"] == 0 and nics[0]["deviceIndex"] == 0
+    assert nics[0]["interfaceType"] == "interface"
+    assert [n["interfaceType"] for n in nics[1:]] == ["efa-only"] * itype.max_efa
+    assert len({n["subnetId"] for n in nics}) == 1
+    sg = r.named("sglang-net-nodes")
+    for n in nics:
+        assert n["associatePublicIpAddress"] == "false"
+        assert len(n["securityGroups"]) == 1
+    assert sg.type == "aws:ec2/securityGroup:SecurityGroup"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_imdsv2_encrypted_gp3_and_dlami(stack: str) -> None:
+    r = run(stack)
+    for name in ("sglang-servers-lt", "router-lt"):
+        lt = r.named(name).inputs
+        md = lt["metadataOptions"]
+        assert md["httpTokens"] == "required" and md["httpPutResponseHopLimit"] == 2
+        ebs = lt["blockDeviceMappings"][0]["ebs"]
+        assert ebs["volumeType"] == "gp3" and ebs["encrypted"] == "true"
+    lt = r.named("sglang-servers-lt").inputs
+    assert lt["imageId"] == f"resolve:ssm:{DLAMI_SSM_PARAMETER}"
+    assert lt["blockDeviceMappings"][0]["ebs"]["volumeSize"] == r.plan.root_volume_gib
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_placement_group_only_with_efa(stack: str) -> None:
+    r = run(stack)
+    pgs = r.of_type("aws:ec2/placementGroup:PlacementGroup")
+    lt = r.named("sglang-servers-lt").inputs
+    if r.plan.node_type.has_efa:
+        assert len(pgs) == 1 and pgs[0].inputs["strategy"] == "cluster"
+        assert lt["placement"]["groupName"] == r.outputs["placement_group"]
+    else:
+        assert pgs == [] and "placement" not in lt
+        assert r.outputs["placement_group"] is None
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_efa_security_group_self_rules(stack: str) -> None:
+    r = run(stack)
+    sg_id = "sg-"  # ids are hashed; match by reference to the same group
+    ingress = [x.inputs for x in r.of_type(INGRESS) if x.name == "sglang-net-nodes-self-in"]
+    egress = [x.inputs for x in r.of_type(EGRESS) if x.name == "sglang-net-nodes-self-out"]
+    assert len(ingress) == 1 and len(egress) == 1
+    for rule in ingress + egress:
+        assert rule["ipProtocol"] == "-1"
+        assert rule["referencedSecurityGroupId"] == rule["securityGroupId"]
+        assert rule["securityGroupId"].startswith(sg_id)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_router_port_open_to_client_cidrs_only(stack: str) -> None:
+    r = run(stack)
+    router_sg = [x.inputs for x in r.of_type(INGRESS) if x.name.startswith("sglang-net-router-")]
+    assert router_sg, "no router ingress"
+    cidrs = {x.get("cidrIpv4") for x in router_sg}
+    assert cidrs == set(r.plan.spec.client_cidrs)
+    assert "0.0.0.0/0" not in cidrs
+    assert {x["fromPort"] for x in router_sg} == {r.plan.spec.router_port, r.plan.spec.router_prometheus_port}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stable_names_and_parents(stack: str) -> None:
+    r = run(stack)
+    for node in r.plan.layout.nodes:
+        inst = r.named(node.name)
+        assert inst.parent == "sglang-servers"
+        assert inst.inputs["tags"]["Name"] == f"{stack}-{node.name}"
+        assert inst.inputs["userDataReplaceOnChange"] is True
+    assert r.named("router").parent == "router"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_user_data_matches_plan_and_head_ips(stack: str) -> None:
+    r = run(stack)
+    for node in r.plan.layout.nodes:
+        head = next(n for n in r.plan.layout.nodes if n.group == node.group and n.is_head)
+        expected = server_node_boot(r.plan, node, r.ips[head.name]).user_data
+        got = r.named(node.name).inputs["userData"]
+        assert got == expected
+        if not node.is_head:
+            assert f"SGLANG_DIST_INIT_HOST={r.ips[head.name]}" in got
+        assert len(got.encode()) <= 16384
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_router_workers_are_rank0_of_every_server(stack: str) -> None:
+    r = run(stack)
+    ud = r.named("router").inputs["userData"]
+    urls = r.outputs["server_urls"]
+    assert len(urls) == r.plan.spec.replicas
+    heads = {r.ips[n.name] for n in r.plan.head_nodes()}
+    non_heads = {r.ips[n.name] for n in r.plan.layout.nodes if not n.is_head}
+    for url in urls.values():
+        assert url in ud
+        assert url.split("//")[1].split(":")[0] in heads
+    for ip in non_heads:
+        assert ip not in ud
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_outputs(stack: str) -> None:
+    r = run(stack)
+    o = r.outputs
+    assert o["router_url"].startswith("http://") and o["openai_base_url"] == o["router_url"] + "/v1"
+    assert o["health_url"] == o["router_url"] + "/health"
+    assert o["total_gpus"] == r.plan.layout.total_gpus
+    assert o["hourly_cost_usd"] > 0
+    assert set(o["nodes"]) == {n.name for n in r.plan.layout.nodes} | {"router"}
+    for v in o["nodes"].values():
+        assert v["instance_id"].startswith("i-") and v["private_ip"]
+
+
+def test_default_tags_on_the_provider() -> None:
+    r = run("prod-tp16")
+    prov = r.of_type("pulumi:providers:aws")[0].inputs
+    assert "defaultTags" in prov

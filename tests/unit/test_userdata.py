@@ -1,0 +1,124 @@
+"""The user-data renderer: deterministic MIME, data files that round-trip, size limit."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+import yaml
+
+from infra.planning.cluster import container_env, plan_cluster, router_boot, server_node_boot
+from infra.planning.catalog import CATALOG
+from infra.planning.userdata import (
+    MAX_USER_DATA_BYTES,
+    ServerProcess,
+    UserDataTooLarge,
+    env_file,
+    server_user_data,
+    split_mime,
+)
+from infra.spec import SpecError, parse_config
+from tests.conftest import base_config
+
+
+def _cloud_config(user_data: str) -> dict:
+    parts = split_mime(user_data)
+    assert list(parts) == ["text/cloud-config"]
+    text = parts["text/cloud-config"]
+    assert text.startswith("#cloud-config\n")
+    return yaml.safe_load(text)
+
+
+def _files(doc: dict) -> dict[str, str]:
+    return {f["path"]: f["content"] for f in doc["write_files"]}
+
+
+def test_rank1_gets_head_ip_and_argv_without_address() -> None:
+    plan = plan_cluster(parse_config(base_config()), "prod")
+    r1 = plan.layout.nodes[1]
+    boot = server_node_boot(plan, r1, "10.0.1.10")
+    files = _files(_cloud_config(boot.user_data))
+    env = dict(line.split("=", 1) for line in files["/etc/sglang/node.env"].splitlines())
+    assert shlex.split(env["SGLANG_DIST_INIT_HOST"]) == ["10.0.1.10"]
+    assert shlex.split(env["SGLANG_DIST_INIT_PORT"]) == ["20000"]
+    assert shlex.split(env["SGLANG_NODE_RANK"]) == ["1"] and shlex.split(env["SGLANG_NNODES"]) == ["2"]
+    argv = files["/etc/sglang/server-0.argv"].splitlines()
+    assert "--dist-init-addr" not in argv
+    assert argv + ["--dist-init-addr", "10.0.1.10:20000"] == boot.processes[0]
+
+
+def test_rank0_user_data_does_not_depend_on_any_ip() -> None:
+    plan = plan_cluster(parse_config(base_config()), "prod")
+    r0 = plan.layout.nodes[0]
+    assert server_node_boot(plan, r0, "").user_data == server_node_boot(plan, r0, "10.9.9.9").user_data
+
+
+def test_same_plan_same_bytes() -> None:
+    a = plan_cluster(parse_config(base_config()), "prod")
+    b = plan_cluster(parse_config(base_config()), "prod")
+    n = a.layout.nodes[1]
+    assert server_node_boot(a, n, "10.0.1.10").user_data == server_node_boot(b, n, "10.0.1.10").user_data
+
+
+def test_units_started_without_blocking_and_ready_only_on_rank0() -> None:
+    plan = plan_cluster(parse_config(base_config()), "prod")
+    for node in plan.layout.nodes:
+        doc = _cloud_config(server_node_boot(plan, node, "10.0.1.10").user_data)
+        enable = doc["runcmd"][-1]
+        assert enable[:4] == ["systemctl", "enable", "--now", "--no-block"]
+        assert "sglang-server@0.service" in enable
+        assert ("sglang-ready@0.service" in enable) == node.is_head
+
+
+def test_scripts_are_installed_verbatim_and_executable() -> None:
+    plan = plan_cluster(parse_config(base_config()), "prod")
+    doc = _cloud_config(server_node_boot(plan, plan.layout.nodes[0], "").user_data)
+    by_path = {f["path"]: f for f in doc["write_files"]}
+    run = by_path["/usr/local/bin/sglang-server-run"]
+    assert run["permissions"] == "0755" and run["content"].startswith("#!/usr/bin/env bash")
+    assert "/etc/systemd/system/sglang-server@.service" in by_path
+
+
+def test_container_env_efa_rules() -> None:
+    spec = parse_config(base_config())
+    p5 = container_env(spec, CATALOG["p5.48xlarge"])
+    assert p5["NCCL_NET_PLUGIN"] == "ofi" and p5["FI_EFA_USE_DEVICE_RDMA"] == "1"
+    assert p5["NCCL_SOCKET_IFNAME"] == "^docker,lo,veth"
+    assert "/opt/amazon/ofi-nccl/lib" in p5["LD_LIBRARY_PATH"]
+    g6e = container_env(spec, CATALOG["g6e.48xlarge"])
+    assert g6e["NCCL_NET_PLUGIN"] == "ofi" and "FI_EFA_USE_DEVICE_RDMA" not in g6e
+    dev = container_env(spec, CATALOG["g6e.xlarge"])
+    assert "NCCL_NET_PLUGIN" not in dev and "FI_PROVIDER" not in dev
+
+
+def test_user_env_wins() -> None:
+    spec = parse_config(base_config(server_env=["NCCL_DEBUG=WARN", "HF_HUB_ENABLE_HF_TRANSFER=1"]))
+    env = container_env(spec, CATALOG["p5.48xlarge"])
+    assert env["NCCL_DEBUG"] == "WARN" and env["HF_HUB_ENABLE_HF_TRANSFER"] == "1"
+
+
+def test_env_file_refuses_quotes() -> None:
+    with pytest.raises(ValueError, match="quotes"):
+        env_file({"A": "it's"})
+
+
+def test_oversized_user_data_raises() -> None:
+    big = ["--json-model-override-args", "x" * MAX_USER_DATA_BYTES]
+    with pytest.raises(UserDataTooLarge):
+        server_user_data("n", {"A": "b"}, [ServerProcess(0, big, True)], {})
+
+
+def test_planner_refuses_oversized_user_data_before_resources() -> None:
+    with pytest.raises(SpecError) as e:
+        plan_cluster(parse_config(base_config(extra_server_args=["--json-model-override-args", "{" + "x" * 9000 + "}"])), "t")
+    assert e.value.key == "sglang-cluster:extra_server_args" and "16384" in e.value.message
+
+
+def test_router_user_data_has_argv_and_packages() -> None:
+    plan = plan_cluster(parse_config(base_config()), "prod")
+    boot = router_boot(plan, {0: "10.0.1.10"})
+    doc = _cloud_config(boot.user_data)
+    assert "python3-venv" in doc["packages"]
+    argv = _files(doc)["/etc/sglang/router.argv"].splitlines()
+    assert argv == boot.processes[0]
+    assert "http://10.0.1.10:30000" in argv
