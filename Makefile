@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine with Python 3.11 and make:
+#   make plan STACK=prod-tp16   set up .venv and print the offline plan of a stack
+#   make test                   set up .venv and the conformance tools, run every test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= prod-tp16
+FORMAT ?= table
+
+.PHONY: venv plan tools test lint bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+plan: venv
+	$(PY) -m infra plan $(STACK) --format $(FORMAT)
+
+tools:
+	bash tools/setup-conformance.sh
+
+test: venv tools
+	$(PY) -m infra schema --check
+	$(PY) -m pytest -q
+
+lint: venv
+	$(PY) -m ruff check infra tests tools benchmarks
+	$(PY) -m ruff format --check infra tests tools benchmarks
+
+bench: venv
+	$(PY) benchmarks/plan_scale.py
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install the real tools the conformance tests run, under .tools/ (idempotent, no root needed
+# except for what apt itself wants):
+#   .tools/cloud-init/     Debian's cloud-init package, unpacked (its schema validator)
+#   .tools/civenv/         the Python packages that validator imports
+#   .tools/router-venv/    sglang-router (the real router parser and binary)
+#   .tools/sglang-venv/    sglang (the real launch_server parser) on the CPU build of torch
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+tools="${root}/.tools"
+mkdir -p "${tools}"
+py="${PYTHON:-python3}"
+pipq=(--quiet --disable-pip-version-check)
+
+# --- cloud-init (not on PyPI): Debian bookworm's package, unpacked ---------------------------
+if [ ! -f "${tools}/cloud-init/.done" ]; then
+  work=$(mktemp -d)
+  mkdir -p "${work}/lists/partial" "${work}/cache/archives/partial"
+  apt_opts=(-o "Dir::State::Lists=${work}/lists" -o "Dir::Cache=${work}/cache" -o Debug::NoLocking=1)
+  apt-get "${apt_opts[@]}" -qq update
+  (cd "${work}" && apt-get "${apt_opts[@]}" -qq download cloud-init)
+  rm -rf "${tools}/cloud-init"
+  dpkg-deb -x "${work}"/cloud-init_*_all.deb "${tools}/cloud-init"
+  rm -rf "${work}"
+  touch "${tools}/cloud-init/.done"
+fi
+if [ ! -f "${tools}/civenv/.done" ]; then
+  "${py}" -m venv "${tools}/civenv"
+  "${tools}/civenv/bin/pip" install "${pipq[@]}" -r tools/requirements-cloud-init.txt
+  touch "${tools}/civenv/.done"
+fi
+
+# --- sglang-router ----------------------------------------------------------------------------
+if [ ! -f "${tools}/router-venv/.done" ]; then
+  "${py}" -m venv "${tools}/router-venv"
+  "${tools}/router-venv/bin/pip" install "${pipq[@]}" -r tools/requirements-router.txt
+  touch "${tools}/router-venv/.done"
+fi
+
+# --- sglang (parser only; CPU torch, no GPU libraries) -----------------------------------------
+if [ ! -f "${tools}/sglang-venv/.done" ]; then
+  "${py}" -m venv "${tools}/sglang-venv"
+  # torch first and alone: 2.13.0 is the CPU wheel this machine kind carries; pinning it keeps
+  # pip from pulling the CUDA build and its GPU packages.
+  "${tools}/sglang-venv/bin/pip" install "${pipq[@]}" torch==2.13.0
+  "${tools}/sglang-venv/bin/pip" install "${pipq[@]}" -r tools/requirements-sglang-parser.txt
+  "${tools}/sglang-venv/bin/pip" install "${pipq[@]}" --no-deps sglang==0.5.23
+  touch "${tools}/sglang-venv/.done"
+fi
+echo "conformance tools ready in ${tools}"
