@@ -27,10 +27,7 @@ def plan_document(run: Any) -> dict[str, Any]:
 
     plan = run.plan
     heads = {n.group: run.ips[n.name] for n in plan.head_nodes()}
-    user_data = {
-        r.name: r.inputs.get("userData", "")
-        for r in run.of_type("aws:ec2/instance:Instance")
-    }
+    user_data = {r.name: r.inputs.get("userData", "") for r in run.of_type("aws:ec2/instance:Instance")}
     nodes: list[dict[str, Any]] = []
     for node in plan.layout.nodes:
         boot = server_node_boot(plan, node, heads[node.group])

@@ -74,13 +74,9 @@ def build(stack: str, config: dict[str, Any]) -> dict[str, Any]:
     provider = aws.Provider(
         "aws",
         region=region,
-        default_tags=aws.ProviderDefaultTagsArgs(
-            tags={**BASE_TAGS, "stack": stack, **spec.tag_map}
-        ),
+        default_tags=aws.ProviderDefaultTagsArgs(tags={**BASE_TAGS, "stack": stack, **spec.tag_map}),
     )
-    cluster = SglangCluster(
-        "sglang", plan, region, opts=pulumi.ResourceOptions(provider=provider)
-    )
+    cluster = SglangCluster("sglang", plan, region, opts=pulumi.ResourceOptions(provider=provider))
     return cluster.outputs
 
 

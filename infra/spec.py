@@ -116,9 +116,7 @@ class StackSpec(BaseModel):
 
     # --- layout ---
     tp_size: int = Field(1, ge=1, description="Tensor parallel size of each server (--tp-size).")
-    pp_size: int = Field(
-        1, ge=1, description="Pipeline parallel size of each server (--pp-size)."
-    )
+    pp_size: int = Field(1, ge=1, description="Pipeline parallel size of each server (--pp-size).")
     dp_size: int = Field(
         1,
         ge=1,
@@ -134,9 +132,7 @@ class StackSpec(BaseModel):
         description="Data-parallel attention inside the TP group (--attn-dp-size dp_size); "
         "needs dp_size > 1 dividing tp_size.",
     )
-    replicas: int = Field(
-        1, ge=1, description="Independent servers behind the router (each tp*pp*dp GPUs)."
-    )
+    replicas: int = Field(1, ge=1, description="Independent servers behind the router (each tp*pp*dp GPUs).")
     servers_per_node: int = Field(
         0,
         ge=0,
@@ -153,8 +149,9 @@ class StackSpec(BaseModel):
         "layout that needs a different count is refused.",
     )
     ami_id: str = Field(
-        "", description="AMI id for GPU nodes; empty = the latest Base OSS Nvidia Driver DLAMI "
-        "(Ubuntu 22.04) resolved from its public SSM parameter at launch."
+        "",
+        description="AMI id for GPU nodes; empty = the latest Base OSS Nvidia Driver DLAMI "
+        "(Ubuntu 22.04) resolved from its public SSM parameter at launch.",
     )
     root_volume_gib: int = Field(
         0,
@@ -173,9 +170,7 @@ class StackSpec(BaseModel):
     subnet_id: str = Field(
         "", description="Existing private subnet for the GPU nodes (with a NAT route); needs vpc_id."
     )
-    router_subnet_id: str = Field(
-        "", description="Existing subnet for the router node; empty = subnet_id."
-    )
+    router_subnet_id: str = Field("", description="Existing subnet for the router node; empty = subnet_id.")
     client_cidrs: list[str] = Field(
         default_factory=list,
         description="CIDRs allowed to reach the router port (no default: the router is never "
@@ -190,9 +185,7 @@ class StackSpec(BaseModel):
     router_prometheus_port: int = Field(
         29000, ge=1024, le=65535, description="Router Prometheus metrics port."
     )
-    router_instance_type: str = Field(
-        "c7i.xlarge", description="EC2 instance type of the CPU router node."
-    )
+    router_instance_type: str = Field("c7i.xlarge", description="EC2 instance type of the CPU router node.")
     router_worker_startup_timeout_secs: int = Field(
         0,
         ge=0,
@@ -222,7 +215,7 @@ class StackSpec(BaseModel):
     extra_server_args: list[str] = Field(
         default_factory=list,
         description="Extra sglang.launch_server arguments, full flag names only, e.g. "
-        "[\"--context-length\", \"32768\"]. Flags the project sets itself are refused.",
+        '["--context-length", "32768"]. Flags the project sets itself are refused.',
     )
     server_env: list[str] = Field(
         default_factory=list,
@@ -393,7 +386,7 @@ def _cross_field(spec: StackSpec) -> None:
     if not spec.client_cidrs:
         raise SpecError(
             qualified("client_cidrs"),
-            "required: list the CIDRs allowed to reach the router (e.g. [\"203.0.113.0/24\"]); "
+            'required: list the CIDRs allowed to reach the router (e.g. ["203.0.113.0/24"]); '
             "the project never opens the router to the internet by default",
         )
     if spec.vpc_id and not spec.subnet_id:
@@ -409,9 +402,7 @@ def _cross_field(spec: StackSpec) -> None:
             "--location-type availability-zone)",
         )
     if spec.router_port == spec.router_prometheus_port:
-        raise SpecError(
-            qualified("router_prometheus_port"), "must differ from router_port"
-        )
+        raise SpecError(qualified("router_prometheus_port"), "must differ from router_port")
     if abs(spec.server_port - spec.dist_init_port) < 1000:
         raise SpecError(
             qualified("dist_init_port"),
@@ -479,9 +470,7 @@ def parse_config(values: Mapping[str, Any]) -> StackSpec:
             continue
         name = bare if sep else k
         if isinstance(v, dict) and "secure" in v:
-            raise SpecError(
-                qualified(name), "is a secret here, but this key takes a plain value"
-            )
+            raise SpecError(qualified(name), "is a secret here, but this key takes a plain value")
         own[name] = _decode_value(name, v)
     try:
         spec = StackSpec.model_validate(own)

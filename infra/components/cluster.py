@@ -25,12 +25,8 @@ class SglangCluster(pulumi.ComponentResource):
         super().__init__("sglang:index:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         net = Network(f"{name}-net", plan, region, opts=child)
-        fleet = ServerFleet(
-            f"{name}-servers", plan, net.node_subnet_id, net.node_sg_id, opts=child
-        )
-        router = Router(
-            "router", plan, fleet.head_ips, net.router_subnet_id, net.router_sg_id, opts=child
-        )
+        fleet = ServerFleet(f"{name}-servers", plan, net.node_subnet_id, net.node_sg_id, opts=child)
+        router = Router("router", plan, fleet.head_ips, net.router_subnet_id, net.router_sg_id, opts=child)
         self.outputs = self._outputs(plan, net, fleet, router)
         self.register_outputs(self.outputs)
 

@@ -107,9 +107,7 @@ class Network(pulumi.ComponentResource):
             )
             self.vpc_id: pulumi.Output[str] = vpc.id
             self.node_subnet_id: pulumi.Output[str] = private.id
-            self.router_subnet_id: pulumi.Output[str] = (
-                public.id if spec.router_public_ip else private.id
-            )
+            self.router_subnet_id: pulumi.Output[str] = public.id if spec.router_public_ip else private.id
         else:
             self.vpc_id = pulumi.Output.from_input(spec.vpc_id)
             self.node_subnet_id = pulumi.Output.from_input(spec.subnet_id)

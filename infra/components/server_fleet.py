@@ -64,9 +64,7 @@ class ServerFleet(pulumi.ComponentResource):
             update_default_version=True,
             opts=child,
         )
-        template = aws.ec2.InstanceLaunchTemplateArgs(
-            id=lt.id, version=lt.latest_version.apply(str)
-        )
+        template = aws.ec2.InstanceLaunchTemplateArgs(id=lt.id, version=lt.latest_version.apply(str))
 
         self.instances: dict[str, aws.ec2.Instance] = {}
         self.head_ips: dict[int, pulumi.Output[str]] = {}
@@ -95,6 +93,4 @@ class ServerFleet(pulumi.ComponentResource):
             if node.is_head:
                 self.head_ips[node.group] = inst.private_ip
         self.placement_group = pg.name if pg else None
-        self.register_outputs(
-            {"instance_ids": {k: v.id for k, v in self.instances.items()}}
-        )
+        self.register_outputs({"instance_ids": {k: v.id for k, v in self.instances.items()}})

@@ -19,7 +19,7 @@ from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfac
 from infra.planning.layout import Layout, NodePlan, plan_layout
 from infra.planning.userdata import (
     ServerProcess,
-    UserDataTooLarge,
+    UserDataTooLargeError,
     router_user_data,
     server_user_data,
 )
@@ -219,16 +219,14 @@ def server_node_boot(plan: ClusterPlan, node: NodePlan, head_ip: str) -> NodeBoo
             shown in the plan's argv then, since rank 0 reads it from IMDS at boot).
 
     Raises:
-        UserDataTooLarge: over 16384 bytes.
+        UserDataTooLargeError: over 16384 bytes.
     """
     full = [argvs.server_argv(plan.spec, s, node.rank, head_ip) for s in node.servers]
     procs = [
         ServerProcess(s.slot, argvs.split_dist_init(a)[0], node.is_head)
         for s, a in zip(node.servers, full, strict=True)
     ]
-    ud = server_user_data(
-        node.name, server_node_env(plan, node, head_ip), procs, plan.container_env
-    )
+    ud = server_user_data(node.name, server_node_env(plan, node, head_ip), procs, plan.container_env)
     return NodeBoot(full, ud)
 
 
@@ -245,7 +243,7 @@ def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str]) -> NodeBoot:
     """Argv and user data of the router node.
 
     Raises:
-        UserDataTooLarge: over 16384 bytes.
+        UserDataTooLargeError: over 16384 bytes.
     """
     argv = argvs.router_argv(
         plan.spec, list(worker_urls(plan, head_ips).values()), plan.router_startup_timeout_secs
@@ -292,7 +290,7 @@ def plan_cluster(spec: StackSpec, stack: str) -> ClusterPlan:
         for node in layout.nodes:
             server_node_boot(plan, node, WORST_CASE_IP)
         router_boot(plan, worst)
-    except UserDataTooLarge as e:
+    except UserDataTooLargeError as e:
         raise SpecError(
             qualified("extra_server_args"),
             f"{e}; shorten extra_server_args/server_env or pack fewer servers per node",

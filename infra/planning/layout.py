@@ -151,8 +151,7 @@ def _check_parallelism(spec: StackSpec, shape: ModelShape, node: InstanceType) -
         if shape.experts and shape.experts % spec.ep_size:
             raise SpecError(
                 qualified("ep_size"),
-                f"{spec.model} has {shape.experts} experts, not divisible by ep_size "
-                f"{spec.ep_size}",
+                f"{spec.model} has {shape.experts} experts, not divisible by ep_size {spec.ep_size}",
             )
     if shape.attention_heads:
         attn_tp = spec.tp_size // spec.dp_size if spec.attention_dp else spec.tp_size
@@ -217,8 +216,7 @@ def plan_layout(spec: StackSpec) -> Layout:
         if spec.servers_per_node not in (0, 1):
             raise SpecError(
                 qualified("servers_per_node"),
-                f"must be 0 or 1 when a server spans {nodes_per_server} nodes "
-                f"(got {spec.servers_per_node})",
+                f"must be 0 or 1 when a server spans {nodes_per_server} nodes (got {spec.servers_per_node})",
             )
         servers_per_node = 1
     else:

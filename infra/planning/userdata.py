@@ -17,8 +17,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.mime.multipart import MIMEMultipart
 from email.message import Message
+from email.mime.multipart import MIMEMultipart
 from functools import cache
 from pathlib import Path
 
@@ -38,7 +38,7 @@ ROUTER_SCRIPTS = ("sglang-router-install", "sglang-router-run")
 ROUTER_UNITS = ("sglang-router.service",)
 
 
-class UserDataTooLarge(ValueError):
+class UserDataTooLargeError(ValueError):
     """Rendered user data over EC2's 16384-byte limit."""
 
 
@@ -135,7 +135,7 @@ def split_mime(user_data: str) -> dict[str, str]:
 def _check_size(name: str, text: str) -> str:
     size = len(text.encode("utf-8"))
     if size > MAX_USER_DATA_BYTES:
-        raise UserDataTooLarge(
+        raise UserDataTooLargeError(
             f"user data of {name} is {size} bytes, over EC2's {MAX_USER_DATA_BYTES}-byte limit"
         )
     return text
@@ -159,12 +159,10 @@ def server_user_data(
         The MIME document, at most 16384 bytes.
 
     Raises:
-        UserDataTooLarge: when the document is over the limit.
+        UserDataTooLargeError: when the document is over the limit.
     """
     files = [_write("/etc/sglang/node.env", env_file(node_env))]
-    files += [
-        _write(f"/etc/sglang/server-{p.slot}.argv", argv_file(p.argv)) for p in processes
-    ]
+    files += [_write(f"/etc/sglang/server-{p.slot}.argv", argv_file(p.argv)) for p in processes]
     files.append(_write("/etc/sglang/container.env", docker_env_file(container_env)))
     files.append(_write(LIB_PATH, static_file("sglang-lib.sh")))
     files += _static(SERVER_SCRIPTS, "/usr/local/bin", "0755")
@@ -188,7 +186,7 @@ def router_user_data(node_env: Mapping[str, str], argv: list[str]) -> str:
         The MIME document, at most 16384 bytes.
 
     Raises:
-        UserDataTooLarge: when the document is over the limit.
+        UserDataTooLargeError: when the document is over the limit.
     """
     files = [
         _write("/etc/sglang/node.env", env_file(node_env)),

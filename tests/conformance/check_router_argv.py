@@ -27,7 +27,17 @@ for argv in json.load(sys.stdin):
     try:
         with contextlib.redirect_stderr(err):
             parsed = parse_router_args(list(argv))
-        results.append({"ok": True, "error": "", "args": {k: v for k, v in vars(parsed).items() if isinstance(v, (str, int, float, bool, list, type(None)))}})
+        results.append(
+            {
+                "ok": True,
+                "error": "",
+                "args": {
+                    k: v
+                    for k, v in vars(parsed).items()
+                    if isinstance(v, (str, int, float, bool, list, type(None)))
+                },
+            }
+        )
     except SystemExit:
         results.append({"ok": False, "error": err.getvalue().strip()[-500:], "args": {}})
 json.dump(results, sys.stdout)

@@ -14,15 +14,19 @@ from pathlib import Path
 import pytest
 
 from infra.planning.userdata import split_mime
-from tests.conftest import STACKS
 from tests.conformance.conftest import CLOUD_INIT_PYTHON, CLOUD_INIT_TREE, plan_json, require
+from tests.conftest import STACKS
 
 
 def _validate(path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(require(CLOUD_INIT_TREE))}
     return subprocess.run(
         [str(require(CLOUD_INIT_PYTHON)), "-m", "cloudinit.cmd.main", "schema", "--config-file", str(path)],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
 
 

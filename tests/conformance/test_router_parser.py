@@ -6,8 +6,8 @@ from functools import cache
 
 import pytest
 
-from tests.conftest import STACKS
 from tests.conformance.conftest import ROUTER_PYTHON, plan_json, run_json
+from tests.conftest import STACKS
 
 
 def _router_argvs(stack: str) -> list[list[str]]:

@@ -10,8 +10,8 @@ from functools import cache
 import pytest
 
 from infra.planning import flags
-from tests.conftest import ROOT, STACKS
 from tests.conformance.conftest import ROUTER_PYTHON, SGLANG_PYTHON, plan_json, require, run_json
+from tests.conftest import ROOT, STACKS
 
 
 def _server_argvs(stack: str) -> list[tuple[str, list[str]]]:
@@ -52,7 +52,11 @@ def test_parser_really_rejects_abbreviations() -> None:
     res = run_json(
         SGLANG_PYTHON,
         "check_server_argv.py",
-        [["--model-path", "m", "--tp", "2"], ["--model-path", "m", "--enable-ep"], ["--model-path", "m", "--tp-size", "2"]],
+        [
+            ["--model-path", "m", "--tp", "2"],
+            ["--model-path", "m", "--enable-ep"],
+            ["--model-path", "m", "--tp-size", "2"],
+        ],
     )
     assert [r["ok"] for r in res] == [False, False, True]
 
@@ -63,7 +67,10 @@ def test_flag_data_matches_the_real_parsers() -> None:
     for python, part in ((SGLANG_PYTHON, "server"), (ROUTER_PYTHON, "router")):
         proc = subprocess.run(
             [str(require(python)), str(ROOT / "tools" / "dump_flags.py"), "--only", part],
-            capture_output=True, text=True, timeout=300, check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert json.loads(proc.stdout)[part] == data[part], f"{part} flags changed: rerun tools/dump_flags.py"

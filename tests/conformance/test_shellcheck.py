@@ -11,7 +11,9 @@ import pytest
 from tests.conftest import ROOT
 
 SCRIPTS = sorted(
-    p for p in (ROOT / "userdata").iterdir() if p.is_file() and p.read_text().startswith("#!/usr/bin/env bash")
+    p
+    for p in (ROOT / "userdata").iterdir()
+    if p.is_file() and p.read_text().startswith("#!/usr/bin/env bash")
 )
 
 
@@ -30,7 +32,10 @@ def test_scripts_found() -> None:
 def test_shellcheck_clean(script: Path) -> None:
     proc = subprocess.run(
         [_shellcheck(), "--severity=style", "-x", "-P", "SCRIPTDIR", str(script)],
-        capture_output=True, text=True, check=False, cwd=script.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=script.parent,
     )
     assert proc.returncode == 0, proc.stdout
 

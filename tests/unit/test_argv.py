@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import pytest
 
+from infra.mockrun import load_stack_config, stack_file
 from infra.planning import flags
 from infra.planning.argv import router_argv, server_argv, split_dist_init
 from infra.planning.cluster import plan_cluster
 from infra.spec import parse_config
 from tests.conftest import STACKS, base_config
-from infra.mockrun import load_stack_config, stack_file
 
-FORBIDDEN = {"--tp", "--dp", "--pp", "--ep", "--enable-ep", "--enable-ep-moe", "--nccl-init-addr", "--enable-dp-attention"}
+FORBIDDEN = {
+    "--tp",
+    "--dp",
+    "--pp",
+    "--ep",
+    "--enable-ep",
+    "--enable-ep-moe",
+    "--nccl-init-addr",
+    "--enable-dp-attention",
+}
 
 
 def _all_argvs(stack: str) -> list[list[str]]:
@@ -46,7 +55,9 @@ def test_tp16_ranks_share_dist_init_address() -> None:
 
 
 def test_attention_dp_uses_attn_dp_size() -> None:
-    spec = parse_config(base_config(model="deepseek-ai/DeepSeek-V2-Lite", tp_size=16, dp_size=4, attention_dp=True))
+    spec = parse_config(
+        base_config(model="deepseek-ai/DeepSeek-V2-Lite", tp_size=16, dp_size=4, attention_dp=True)
+    )
     plan = plan_cluster(spec, "t")
     a = server_argv(spec, plan.layout.servers[0], 0, "10.0.1.10")
     assert a[a.index("--attn-dp-size") + 1] == "4"

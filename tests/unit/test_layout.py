@@ -8,7 +8,6 @@ from infra.planning.layout import DIST_PORT_STRIDE, SERVER_PORT_STRIDE, plan_lay
 from infra.spec import SpecError, parse_config
 from tests.conftest import base_config
 
-
 UNKNOWN = {"model": "acme/no-shape", "model_params_billion": "1", "model_dtype": "bfloat16"}
 
 
@@ -86,7 +85,11 @@ def test_node_count_matching_is_accepted() -> None:
         ({"model": "Qwen/Qwen3-0.6B", "instance_type": "g6e.xlarge", "tp_size": 2}, "instance_type", "EFA"),
         ({"node_count": 4}, "node_count", "needs 2"),
         ({"servers_per_node": 2}, "servers_per_node", "0 or 1"),
-        ({"model": "Qwen/Qwen2.5-14B-Instruct", "tp_size": 2, "replicas": 3, "servers_per_node": 2}, "replicas", "multiple"),
+        (
+            {"model": "Qwen/Qwen2.5-14B-Instruct", "tp_size": 2, "replicas": 3, "servers_per_node": 2},
+            "replicas",
+            "multiple",
+        ),
     ],
 )
 def test_layout_refusals(overrides: dict, key: str, words: str) -> None:

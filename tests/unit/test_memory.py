@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from infra.planning.catalog import CATALOG
+from infra.planning.layout import plan_layout
 from infra.planning.memory import GIB, memory_fit
 from infra.planning.shapes import KNOWN_MODELS, ModelShape
 from infra.spec import SpecError, parse_config
-from infra.planning.layout import plan_layout
 from tests.conftest import base_config
 
 

@@ -42,7 +42,9 @@ def test_served_model_name_overrides() -> None:
     assert parse_config(base_config(served_model_name="qwen72")).served_name == "qwen72"
 
 
-@pytest.mark.parametrize("flag", sorted(OWNED_SERVER_FLAGS & {"--tp-size", "--port", "--dist-init-addr", "--node-rank"}))
+@pytest.mark.parametrize(
+    "flag", sorted(OWNED_SERVER_FLAGS & {"--tp-size", "--port", "--dist-init-addr", "--node-rank"})
+)
 def test_owned_flags_refused_in_extra_args(flag: str) -> None:
     with pytest.raises(SpecError) as e:
         parse_config(base_config(extra_server_args=[flag, "1"]))
@@ -78,9 +80,7 @@ def test_unknown_model_needs_shape() -> None:
 
 
 def test_byo_network_needs_subnet_and_no_az() -> None:
-    spec = parse_config(
-        base_config(availability_zone=None, vpc_id="vpc-123", subnet_id="subnet-123")
-    )
+    spec = parse_config(base_config(availability_zone=None, vpc_id="vpc-123", subnet_id="subnet-123"))
     assert not spec.creates_vpc
 
 

@@ -7,12 +7,12 @@ import shlex
 import pytest
 import yaml
 
-from infra.planning.cluster import container_env, plan_cluster, router_boot, server_node_boot
 from infra.planning.catalog import CATALOG
+from infra.planning.cluster import container_env, plan_cluster, router_boot, server_node_boot
 from infra.planning.userdata import (
     MAX_USER_DATA_BYTES,
     ServerProcess,
-    UserDataTooLarge,
+    UserDataTooLargeError,
     env_file,
     server_user_data,
     split_mime,
@@ -44,7 +44,7 @@ def test_rank1_gets_head_ip_and_argv_without_address() -> None:
     assert shlex.split(env["SGLANG_NODE_RANK"]) == ["1"] and shlex.split(env["SGLANG_NNODES"]) == ["2"]
     argv = files["/etc/sglang/server-0.argv"].splitlines()
     assert "--dist-init-addr" not in argv
-    assert argv + ["--dist-init-addr", "10.0.1.10:20000"] == boot.processes[0]
+    assert [*argv, "--dist-init-addr", "10.0.1.10:20000"] == boot.processes[0]
 
 
 def test_rank0_user_data_does_not_depend_on_any_ip() -> None:
@@ -104,13 +104,18 @@ def test_env_file_refuses_quotes() -> None:
 
 def test_oversized_user_data_raises() -> None:
     big = ["--json-model-override-args", "x" * MAX_USER_DATA_BYTES]
-    with pytest.raises(UserDataTooLarge):
+    with pytest.raises(UserDataTooLargeError):
         server_user_data("n", {"A": "b"}, [ServerProcess(0, big, True)], {})
 
 
 def test_planner_refuses_oversized_user_data_before_resources() -> None:
     with pytest.raises(SpecError) as e:
-        plan_cluster(parse_config(base_config(extra_server_args=["--json-model-override-args", "{" + "x" * 9000 + "}"])), "t")
+        plan_cluster(
+            parse_config(
+                base_config(extra_server_args=["--json-model-override-args", "{" + "x" * 9000 + "}"])
+            ),
+            "t",
+        )
     assert e.value.key == "sglang-cluster:extra_server_args" and "16384" in e.value.message
 
 
