@@ -48,7 +48,9 @@ class ServerFleet(pulumi.ComponentResource):
                 subnet_id=subnet_id,
                 security_groups=[security_group_id],
                 delete_on_termination="true",
-                associate_public_ip_address="false",
+                # Only the primary interface may carry this flag (RunInstances refuses it on
+                # others); multi-interface launches never get a public IPv4 anyway.
+                associate_public_ip_address="false" if i.is_primary else None,
             )
             for i in plan.interfaces
         ]

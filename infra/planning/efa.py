@@ -33,6 +33,11 @@ class NetworkInterfaceSpec:
     device_index: int
     interface_type: InterfaceType
 
+    @property
+    def is_primary(self) -> bool:
+        """The ENA interface at card 0, device 0 that carries the instance's IP."""
+        return self.network_card_index == 0 and self.device_index == 0
+
 
 def network_interfaces(itype: InstanceType) -> list[NetworkInterfaceSpec]:
     """The interfaces a launch template for ``itype`` declares.
