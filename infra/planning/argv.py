@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 SERVER_MODULE = ("python3", "-m", "sglang.launch_server")
 ROUTER_MODULE = ("python3", "-m", "sglang_router.launch_router")
 DIST_INIT_FLAG = "--dist-init-addr"
+ROUTER_SYNC_ARGV = ("/usr/bin/python3", "/usr/local/bin/sglang-router-sync", "--interval", "30")
+"""The router node's second process (``userdata/sglang-router-sync.service`` runs exactly this):
+it re-adds workers the router dropped after ``--worker-startup-timeout-secs``."""
 
 
 def server_argv(spec: StackSpec, server: ServerPlan, node_rank: int, head_ip: str) -> list[str]:

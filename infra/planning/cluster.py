@@ -253,7 +253,7 @@ def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str]) -> NodeBoot:
         "SGLANG_ROLE": "router",
         "SGLANG_ROUTER_VERSION": flags.ROUTER_VERSION,
     }
-    return NodeBoot([argv], router_user_data(env, argv))
+    return NodeBoot([argv, list(argvs.ROUTER_SYNC_ARGV)], router_user_data(env, argv))
 
 
 def plan_cluster(spec: StackSpec, stack: str) -> ClusterPlan:

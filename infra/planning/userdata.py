@@ -34,8 +34,8 @@ MIME_BOUNDARY = "==sglang-cluster-user-data=="
 LIB_PATH = "/usr/local/lib/sglang/sglang-lib.sh"
 SERVER_SCRIPTS = ("sglang-server-prepare", "sglang-server-run", "sglang-wait-ready")
 SERVER_UNITS = ("sglang-server@.service", "sglang-ready@.service")
-ROUTER_SCRIPTS = ("sglang-router-install", "sglang-router-run")
-ROUTER_UNITS = ("sglang-router.service",)
+ROUTER_SCRIPTS = ("sglang-router-install", "sglang-router-run", "sglang-router-sync")
+ROUTER_UNITS = ("sglang-router.service", "sglang-router-sync.service")
 
 
 class UserDataTooLargeError(ValueError):
@@ -201,7 +201,7 @@ def router_user_data(node_env: Mapping[str, str], argv: list[str]) -> str:
         "write_files": files,
         "runcmd": [
             ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "--now", "--no-block", "sglang-router.service"],
+            ["systemctl", "enable", "--now", "--no-block", *ROUTER_UNITS],
         ],
     }
     return _check_size("router", mime([("cloud-config", cloud_config(doc))]))

@@ -13,7 +13,7 @@ from tests.conftest import STACKS
 def _router_argvs(stack: str) -> list[list[str]]:
     doc = plan_json(stack)
     (router,) = [n for n in doc["nodes"] if n["role"] == "router"]
-    return [p["argv"] for p in router["processes"]]
+    return [p["argv"] for p in router["processes"] if "sglang_router.launch_router" in p["argv"]]
 
 
 @cache

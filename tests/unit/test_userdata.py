@@ -124,6 +124,10 @@ def test_router_user_data_has_argv_and_packages() -> None:
     boot = router_boot(plan, {0: "10.0.1.10"})
     doc = _cloud_config(boot.user_data)
     assert "python3-venv" in doc["packages"]
-    argv = _files(doc)["/etc/sglang/router.argv"].splitlines()
+    files = _files(doc)
+    argv = files["/etc/sglang/router.argv"].splitlines()
     assert argv == boot.processes[0]
     assert "http://10.0.1.10:30000" in argv
+    unit = files["/etc/systemd/system/sglang-router-sync.service"]
+    assert f"ExecStart={' '.join(boot.processes[1])}\n" in unit
+    assert "sglang-router-sync.service" in doc["runcmd"][-1]

@@ -1,0 +1,123 @@
+"""The real sglang-router 0.3.2 binary, started with a rendered argv on loopback.
+
+The argv is the tp8-dp2 stack's router argv with only addresses changed: host and ports to free
+loopback ports, worker URLs to mock workers (``mock_worker.py``: SGLang servers need GPUs), and
+a 3 s start-up timeout so the second worker, started late, is dropped by the router. Then
+``userdata/sglang-router-sync`` (the script the router node runs) must add it back, and a chat
+request through the router must reach a worker. Every wait is bounded; processes are killed at
+the end.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.conformance.conftest import HERE, ROUTER_PYTHON, plan_json, require
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, timeout: float = 3) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            status, body = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {}
+    try:
+        return status, json.loads(body)
+    except ValueError:  # /liveness answers plain "OK"
+        return status, {}
+
+
+def _wait(pred, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            if pred():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def _replace_value(argv: list[str], flag: str, value: str) -> None:
+    argv[argv.index(flag) + 1] = value
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen]]:
+    started: list[subprocess.Popen] = []
+    yield started
+    for p in started:
+        p.kill()
+        p.wait(timeout=10)
+
+
+def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list) -> None:
+    doc = plan_json("tp8-dp2")
+    (router,) = [n for n in doc["nodes"] if n["role"] == "router"]
+    argv = list(router["processes"][0]["argv"])
+    urls = list(doc["outputs"]["server_urls"].values())
+    assert len(urls) == 2
+    model = doc["model"]
+
+    worker_ports = [_free_port() for _ in urls]
+    local_urls = [f"http://127.0.0.1:{p}" for p in worker_ports]
+    i = argv.index("--worker-urls")
+    argv[i + 1 : i + 1 + len(urls)] = local_urls
+    port, prom = _free_port(), _free_port()
+    _replace_value(argv, "--host", "127.0.0.1")
+    _replace_value(argv, "--port", str(port))
+    _replace_value(argv, "--prometheus-host", "127.0.0.1")
+    _replace_value(argv, "--prometheus-port", str(prom))
+    _replace_value(argv, "--worker-startup-timeout-secs", "3")
+    argv_file = tmp_path / "router.argv"
+    argv_file.write_text("\n".join(argv) + "\n")
+
+    mock = [sys.executable, str(HERE / "mock_worker.py")]
+    procs.append(subprocess.Popen([*mock, str(worker_ports[0]), model]))
+    log = (tmp_path / "router.log").open("w")
+    procs.append(subprocess.Popen([str(require(ROUTER_PYTHON)), *argv[1:]], stdout=log, stderr=log))
+    base = f"http://127.0.0.1:{port}"
+    assert _wait(lambda: _get(f"{base}/liveness")[0] == 200, 20), "router did not start"
+
+    def healthy() -> set[str]:
+        return {w["url"] for w in _get(f"{base}/workers")[1].get("workers", []) if w.get("is_healthy")}
+
+    assert _wait(lambda: healthy() == {local_urls[0]}, 15), healthy()
+    time.sleep(4)  # past the 3 s start-up timeout: the router gave up on the second worker
+    assert local_urls[1] not in healthy()
+
+    procs.append(subprocess.Popen([*mock, str(worker_ports[1]), model]))
+    sync = subprocess.run(
+        [sys.executable, str(ROOT / "userdata" / "sglang-router-sync"), "--once", "--argv", str(argv_file)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert sync.returncode == 0, sync.stderr
+    assert f"re-added worker {local_urls[1]}" in sync.stderr
+    assert _wait(lambda: healthy() == set(local_urls), 20), healthy()
+
+    req = urllib.request.Request(
+        f"{base}/v1/chat/completions",
+        data=json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        reply = json.loads(r.read())
+    assert reply["choices"][0]["message"]["content"].startswith("mock worker ")
+    assert _get(f"{base}/readiness")[0] == 200
