@@ -75,7 +75,9 @@ def main() -> int:
             [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True
         ).stdout
         rows.append(json.loads(out))
-    print(f"{'nodes':>5}  {'seconds':>8}  {'s/node':>7}  {'peak MiB':>8}  {'max user data':>13}  {'resources':>9}")
+    print(
+        f"{'nodes':>5}  {'seconds':>8}  {'s/node':>7}  {'peak MiB':>8}  {'max user data':>13}  {'resources':>9}"
+    )
     for r in rows:
         print(
             f"{r['nodes']:>5}  {r['seconds']:>8.3f}  {r['seconds'] / r['nodes']:>7.3f}  "

@@ -240,6 +240,21 @@ class StackSpec(BaseModel):
     def _single_line(cls, v: str) -> str:
         return _no_newline(v)
 
+    @field_validator("served_model_name")
+    @classmethod
+    def _served_name(cls, v: str) -> str:
+        # SGLang 0.5.23 refuses ':' in --served-model-name (arg_groups/validation_hook.py).
+        if ":" in v:
+            raise ValueError("may not contain ':' (SGLang refuses it)")
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", v):
+            raise ValueError("must be an image reference like registry/repo:tag or repo@sha256:...")
+        return v
+
     @field_validator("instance_type")
     @classmethod
     def _gpu_type(cls, v: str) -> str:

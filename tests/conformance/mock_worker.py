@@ -24,7 +24,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path in ("/health", "/health_generate"):
             self._send(200, {})
         elif self.path in ("/server_info", "/get_server_info", "/model_info", "/get_model_info"):
@@ -34,11 +34,18 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path == "/v1/chat/completions":
             msg = {"role": "assistant", "content": f"mock worker {PORT}"}
-            self._send(200, {"object": "chat.completion", "model": MODEL, "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}]})
+            self._send(
+                200,
+                {
+                    "object": "chat.completion",
+                    "model": MODEL,
+                    "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
+                },
+            )
         else:
             self._send(404, {})
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.conformance.conftest import HERE, ROUTER_PYTHON, plan_json, require
+from tests.conftest import ROOT
 
 
 def _free_port() -> int:
@@ -106,7 +106,10 @@ def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list
     procs.append(subprocess.Popen([*mock, str(worker_ports[1]), model]))
     sync = subprocess.run(
         [sys.executable, str(ROOT / "userdata" / "sglang-router-sync"), "--once", "--argv", str(argv_file)],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert sync.returncode == 0, sync.stderr
     assert f"re-added worker {local_urls[1]}" in sync.stderr

@@ -92,6 +92,8 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("router ports collide", {"router_prometheus_port": 8000}, "sglang-cluster:router_prometheus_port"),
     ("unknown model without shape", {"model": "acme/unknown-13b"}, "sglang-cluster:model_params_billion"),
     ("missing region", {"aws:region": None}, "aws:region"),
+    ("colon in served model name", {"served_model_name": "qwen:72b"}, "sglang-cluster:served_model_name"),
+    ("bad image reference", {"image": "my image"}, "sglang-cluster:image"),
 ]
 
 
