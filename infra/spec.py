@@ -199,8 +199,9 @@ class StackSpec(BaseModel):
 
     # --- server ---
     image: str = Field(
-        "lmsysorg/sglang:v0.5.23-cu129",
-        description="Serving container image (must carry SGLang 0.5.23).",
+        "lmsysorg/sglang:v0.5.23",
+        description="Serving container image (must carry SGLang 0.5.23; the release tag of the "
+        "project's public image by default).",
     )
     server_port: int = Field(30000, ge=1024, le=65000, description="First SGLang server port.")
     dist_init_port: int = Field(
