@@ -11,6 +11,7 @@ traceback); 1 when ``schema --check`` finds ``Pulumi.yaml`` out of date.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from collections import Counter
@@ -24,10 +25,15 @@ EXIT_INVALID = 2
 def plan_document(run: Any) -> dict[str, Any]:
     """The documented plan JSON of a :class:`infra.mockrun.ProgramRun`."""
     from infra.planning.cluster import router_boot, server_node_boot
+    from infra.planning.userdata import unpack_b64
 
     plan = run.plan
     heads = {n.group: run.ips[n.name] for n in plan.head_nodes()}
-    user_data = {r.name: r.inputs.get("userData", "") for r in run.of_type("aws:ec2/instance:Instance")}
+    # EC2 receives gzipped user data; the plan shows what cloud-init reads after gunzip and
+    # counts the bytes EC2 counts.
+    packed = {r.name: r.inputs.get("userDataBase64", "") for r in run.of_type("aws:ec2/instance:Instance")}
+    user_data = {name: unpack_b64(b64) for name, b64 in packed.items()}
+    sizes = {name: len(base64.b64decode(b64)) for name, b64 in packed.items()}
     nodes: list[dict[str, Any]] = []
     for node in plan.layout.nodes:
         boot = server_node_boot(plan, node, heads[node.group])
@@ -42,7 +48,8 @@ def plan_document(run: Any) -> dict[str, Any]:
                 "efa_interfaces": plan.efa_interfaces,
                 "processes": [{"argv": a} for a in boot.processes],
                 "user_data": user_data[node.name],
-                "user_data_bytes": len(user_data[node.name].encode("utf-8")),
+                "user_data_bytes": sizes[node.name],
+                "user_data_encoding": "gzip",
             }
         )
     rboot = router_boot(plan, heads)
@@ -55,7 +62,8 @@ def plan_document(run: Any) -> dict[str, Any]:
             "efa_interfaces": 0,
             "processes": [{"argv": a} for a in rboot.processes],
             "user_data": user_data["router"],
-            "user_data_bytes": len(user_data["router"].encode("utf-8")),
+            "user_data_bytes": sizes["router"],
+            "user_data_encoding": "gzip",
         }
     )
     mem = plan.layout.memory

@@ -39,7 +39,10 @@ _ID_PREFIX = {
     "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce-",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr-",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr-",
+    "aws:fsx/lustreFileSystem:LustreFileSystem": "fs-",
+    "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": "dra-",
 }
+FAKE_DIGEST = "sha256:" + "0" * 64
 
 
 def stack_file(stack_or_file: str) -> tuple[str, Path]:
@@ -140,10 +143,47 @@ class PlanMocks(Mocks):
             rid = state["name"]
         elif args.typ == "aws:ec2/securityGroup:SecurityGroup":
             state["arn"] = f"arn:aws:ec2:{self.region}:{FAKE_ACCOUNT}:security-group/{rid}"
+        elif args.typ == "aws:fsx/lustreFileSystem:LustreFileSystem":
+            state["dns_name"] = f"{rid}.fsx.{self.region}.amazonaws.com"
+            state["mount_name"] = digest[:8]
+            state["arn"] = f"arn:aws:fsx:{self.region}:{FAKE_ACCOUNT}:file-system/{rid}"
+        elif args.typ == "aws:ecr/repository:Repository":
+            repo = f"{args.name}-{digest[:7]}"
+            state["name"] = repo
+            state["registry_id"] = FAKE_ACCOUNT
+            state["repository_url"] = f"{FAKE_ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{repo}"
+            state["arn"] = f"arn:aws:ecr:{self.region}:{FAKE_ACCOUNT}:repository/{repo}"
+        elif args.typ == "docker:index/image:Image":
+            name = str(args.inputs.get("imageName", ""))
+            state["repo_digest"] = f"{name.rsplit(':', 1)[0]}@{FAKE_DIGEST}"
+            state["image_name"] = name
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+            state["arn"] = f"arn:aws:logs:{self.region}:{FAKE_ACCOUNT}:log-group:{args.inputs.get('name')}"
+        elif args.typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
+            kind = "role" if args.typ.endswith(":Role") else "instance-profile"
+            state["name"] = f"{args.name}-{digest[:7]}"
+            state["arn"] = f"arn:aws:iam::{FAKE_ACCOUNT}:{kind}/{state['name']}"
+            rid = state["name"]
         return rid, state
 
-    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": FAKE_ACCOUNT,
+                "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:user/plan",
+                "id": FAKE_ACCOUNT,
+                "userId": "AIDAPLAN",
+            }, []
+        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {
+                "authorizationToken": "bW9jazptb2Nr",
+                "expiresAt": "2026-01-01T00:00:00Z",
+                "id": FAKE_ACCOUNT,
+                "password": "mock-registry-password",
+                "proxyEndpoint": f"https://{FAKE_ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com",
+                "userName": "AWS",
+            }, []
+        return {}, []
 
 
 @dataclass
@@ -210,15 +250,17 @@ def run_program(stack: str, config: dict[str, str]) -> ProgramRun:
     """
     from infra.planning.cluster import plan_cluster
     from infra.program import build, region_of
-    from infra.spec import parse_config
+    from infra.spec import SECRET_KEYS, parse_config
 
     region = region_of(config)
-    plan = plan_cluster(parse_config(config), stack)  # refuse bad specs before mocks start
+    secret_keys = [f"{PROJECT}:{k}" for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}")]
+    present = frozenset(k.split(":", 1)[1] for k in secret_keys)
+    plan = plan_cluster(parse_config(config), stack, region, present)  # refuse bad specs first
     ips, public_ips = _fake_addresses(plan)
     mocks = PlanMocks(ips, public_ips, region)
     monitor = _RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(dict(config))
+    pulumi.runtime.set_all_config(dict(config), secret_keys)
     run = ProgramRun(stack=stack, config=config, plan=plan, ips=ips)
 
     @pulumi.runtime.test

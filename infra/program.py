@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi
 
-from infra.spec import PROJECT, SpecError, StackSpec, parse_config
+from infra.spec import PROJECT, SECRET_KEYS, SpecError, StackSpec, parse_config
 
 BASE_TAGS = {"managed-by": "pulumi", "project": PROJECT}
 
@@ -26,7 +26,7 @@ def read_config() -> dict[str, Any]:
     every = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     out: dict[str, Any] = {k: v for k, v in every.items() if k.startswith(f"{PROJECT}:")}
     cfg = pulumi.Config(PROJECT)
-    for key in StackSpec.model_fields:
+    for key in [*StackSpec.model_fields, *SECRET_KEYS]:
         value = cfg.get(key)
         if value is not None:
             out[f"{PROJECT}:{key}"] = value
@@ -65,7 +65,8 @@ def build(stack: str, config: dict[str, Any]) -> dict[str, Any]:
 
     region = region_of(config)
     spec: StackSpec = parse_config(config)
-    plan = plan_cluster(spec, stack)
+    present = frozenset(k for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}"))
+    plan = plan_cluster(spec, stack, region, present)
 
     import pulumi_aws as aws
 
@@ -76,7 +77,15 @@ def build(stack: str, config: dict[str, Any]) -> dict[str, Any]:
         region=region,
         default_tags=aws.ProviderDefaultTagsArgs(tags={**BASE_TAGS, "stack": stack, **spec.tag_map}),
     )
-    cluster = SglangCluster("sglang", plan, region, opts=pulumi.ResourceOptions(provider=provider))
+    # Secret values stay Outputs marked secret from config to the SSM parameter; only their
+    # parameter names reach user data and outputs.
+    project_config = pulumi.Config(PROJECT)
+    secrets: dict[str, pulumi.Output[str]] = {}
+    for key in sorted(present):
+        value = project_config.get_secret(key)
+        if value is not None:
+            secrets[key] = value
+    cluster = SglangCluster("sglang", plan, secrets, opts=pulumi.ResourceOptions(provider=provider))
     return cluster.outputs
 
 

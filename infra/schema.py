@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic.fields import FieldInfo
 
-from infra.spec import PROJECT, StackSpec
+from infra.spec import PROJECT, SECRET_KEYS, StackSpec
 
 PULUMI_YAML = Path(__file__).resolve().parents[1] / "Pulumi.yaml"
 
@@ -62,7 +62,13 @@ def project_document() -> dict[str, Any]:
             "options": {"toolchain": "pip", "virtualenv": ".venv"},
         },
         "stackConfigDir": "stacks",
-        "config": {name: _declaration(info) for name, info in StackSpec.model_fields.items()},
+        "config": {
+            **{name: _declaration(info) for name, info in StackSpec.model_fields.items()},
+            **{
+                name: {"type": "string", "description": desc, "secret": True, "default": ""}
+                for name, desc in SECRET_KEYS.items()
+            },
+        },
     }
 
 

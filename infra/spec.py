@@ -56,6 +56,42 @@ OWNED_SERVER_FLAGS: frozenset[str] = frozenset(
     }
 )
 
+SECRET_KEYS: dict[str, str] = {
+    "hf_token": "Hugging Face token for gated models (set with `pulumi config set --secret "
+    "hf_token`). Stored as an SSM SecureString, read by the nodes at boot; never in user data.",
+    "router_api_key": "API key clients must send to the router (set with `pulumi config set "
+    "--secret router_api_key`). Stored as an SSM SecureString; empty = no key.",
+}
+"""Secret config keys: read with ``pulumi.Config.get_secret``, never part of :class:`StackSpec`."""
+
+FSX_THROUGHPUTS = (125, 250, 500, 1000)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+"""Values CloudWatch Logs accepts for a retention period (PutRetentionPolicy)."""
+
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 _AZ = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
@@ -177,6 +213,39 @@ class StackSpec(BaseModel):
         "opened to the internet unless you write 0.0.0.0/0 here).",
     )
 
+    # --- model store ---
+    model_store: bool = Field(
+        True,
+        description="Create an FSx for Lustre file system shared by every node, mounted at /fsx; "
+        "weights land in /fsx/models/<model id> once and every rank loads them from there.",
+    )
+    fsx_deployment_type: Literal["PERSISTENT_2", "SCRATCH_2"] = Field(
+        "PERSISTENT_2",
+        description="FSx for Lustre deployment type; SCRATCH_2 (not replicated) only for stacks "
+        "named dev or dev-*.",
+    )
+    fsx_capacity_gib: int = Field(
+        0,
+        ge=0,
+        description="FSx capacity in GiB: 1200 or a multiple of 2400; 0 = sized from the weights.",
+    )
+    fsx_throughput_mb_per_tib: int = Field(
+        250, description="PERSISTENT_2 throughput in MB/s per TiB: 125, 250, 500 or 1000."
+    )
+    model_s3_uri: str = Field(
+        "",
+        description="s3://bucket/prefix holding <model id>/ folders; associated with /fsx/models so "
+        "weights load lazily from S3 instead of the Hugging Face hub. Empty = download from the hub.",
+    )
+
+    # --- serving image ---
+    image_source: Literal["uri", "mirror", "build"] = Field(
+        "uri",
+        description="uri: run `image` as given; mirror: copy the public `image` into this stack's "
+        "ECR repository; build: build docker/Dockerfile and push it to that repository.",
+    )
+    log_retention_days: int = Field(30, description="Retention of the stack's CloudWatch log group, in days.")
+
     # --- router ---
     router_policy: Literal["cache_aware", "round_robin", "random", "power_of_two"] = Field(
         "cache_aware", description="Router load-balancing policy (--policy)."
@@ -254,6 +323,34 @@ class StackSpec(BaseModel):
     def _image(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", v):
             raise ValueError("must be an image reference like registry/repo:tag or repo@sha256:...")
+        return v
+
+    @field_validator("fsx_capacity_gib")
+    @classmethod
+    def _fsx_capacity(cls, v: int) -> int:
+        if v and not (v == 1200 or v % 2400 == 0):
+            raise ValueError("must be 1200 or a multiple of 2400 (FSx for Lustre SSD increments)")
+        return v
+
+    @field_validator("fsx_throughput_mb_per_tib")
+    @classmethod
+    def _fsx_throughput(cls, v: int) -> int:
+        if v not in FSX_THROUGHPUTS:
+            raise ValueError(f"allowed: {', '.join(map(str, FSX_THROUGHPUTS))}")
+        return v
+
+    @field_validator("model_s3_uri")
+    @classmethod
+    def _s3(cls, v: str) -> str:
+        if v and not _S3_URI.match(v):
+            raise ValueError("must look like s3://bucket/prefix")
+        return v.rstrip("/")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            raise ValueError(f"allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
         return v
 
     @field_validator("instance_type")
@@ -430,8 +527,15 @@ def _cross_field(spec: StackSpec) -> None:
             qualified("served_model_name"),
             "required when model is a local path (clients need a stable name)",
         )
-    if spec.router_type.gpus:
-        pass  # a GPU router node is allowed, just expensive
+    if spec.model_s3_uri and not spec.model_store:
+        raise SpecError(
+            qualified("model_s3_uri"), "needs model_store true (S3 is associated with /fsx/models)"
+        )
+    if spec.model_s3_uri and spec.model.startswith("/"):
+        raise SpecError(
+            qualified("model_s3_uri"),
+            "a local checkpoint path in `model` skips every download; leave model_s3_uri empty",
+        )
 
 
 def _decode_value(field: str, raw: Any) -> Any:
@@ -485,6 +589,8 @@ def parse_config(values: Mapping[str, Any]) -> StackSpec:
         if sep and ns != PROJECT:
             continue
         name = bare if sep else k
+        if name in SECRET_KEYS:
+            continue
         if isinstance(v, dict) and "secure" in v:
             raise SpecError(qualified(name), "is a secret here, but this key takes a plain value")
         own[name] = _decode_value(name, v)

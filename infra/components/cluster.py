@@ -1,4 +1,5 @@
-"""The top component: network, GPU fleet and router wired together, and the stack outputs."""
+"""The top component: image, identity, network, model store, GPU fleet and router wired
+together, and the stack outputs."""
 
 from __future__ import annotations
 
@@ -6,32 +7,76 @@ from typing import Any
 
 import pulumi
 
+from infra.components.identity import NodeIdentity
+from infra.components.image import ServingImage
+from infra.components.model_store import ModelStore
 from infra.components.network import Network
 from infra.components.router import Router
 from infra.components.server_fleet import ServerFleet
-from infra.planning.cluster import ClusterPlan, worker_urls
+from infra.planning.cluster import ClusterPlan, Runtime, worker_urls
 
 
 class SglangCluster(pulumi.ComponentResource):
     """One serving cluster.
 
     Attributes:
-        outputs: the stack outputs (see :meth:`_outputs`), Outputs or plain values.
+        outputs: the stack outputs, Outputs or plain values; never a secret value (secrets
+            are exported by SSM parameter name only).
     """
 
     def __init__(
-        self, name: str, plan: ClusterPlan, region: str, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        plan: ClusterPlan,
+        secrets: dict[str, pulumi.Output[str]],
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("sglang:index:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        net = Network(f"{name}-net", plan, region, opts=child)
-        fleet = ServerFleet(f"{name}-servers", plan, net.node_subnet_id, net.node_sg_id, opts=child)
-        router = Router("router", plan, fleet.head_ips, net.router_subnet_id, net.router_sg_id, opts=child)
-        self.outputs = self._outputs(plan, net, fleet, router)
+        image = ServingImage(f"{name}-image", plan, opts=child)
+        identity = NodeIdentity(f"{name}-identity", plan, image.repository_arn, secrets, opts=child)
+        net = Network(f"{name}-net", plan, plan.region, opts=child)
+        store = None
+        if plan.uses_model_store:
+            store = ModelStore(
+                f"{name}-store", plan, net.vpc_id, net.node_subnet_id, net.node_sg_id, opts=child
+            )
+            runtime = pulumi.Output.all(image.image_ref, store.dns_name, store.mount_name).apply(
+                lambda a: Runtime(image=a[0], fsx_dns=a[1], fsx_mount_name=a[2])
+            )
+        else:
+            runtime = image.image_ref.apply(lambda ref: Runtime(image=ref))
+        fleet = ServerFleet(
+            f"{name}-servers",
+            plan,
+            net.node_subnet_id,
+            net.node_sg_id,
+            identity.instance_profile_arn,
+            runtime,
+            opts=child,
+        )
+        router = Router(
+            "router",
+            plan,
+            fleet.head_ips,
+            net.router_subnet_id,
+            net.router_sg_id,
+            identity.instance_profile_arn,
+            opts=child,
+        )
+        self.outputs = self._outputs(plan, net, fleet, router, image, identity, store)
         self.register_outputs(self.outputs)
 
     @staticmethod
-    def _outputs(plan: ClusterPlan, net: Network, fleet: ServerFleet, router: Router) -> dict[str, Any]:
+    def _outputs(
+        plan: ClusterPlan,
+        net: Network,
+        fleet: ServerFleet,
+        router: Router,
+        image: ServingImage,
+        identity: NodeIdentity,
+        store: ModelStore | None,
+    ) -> dict[str, Any]:
         spec = plan.spec
         router_url = router.address.apply(lambda a: f"http://{a}:{spec.router_port}")
         groups = sorted(fleet.head_ips)
@@ -58,6 +103,19 @@ class SglangCluster(pulumi.ComponentResource):
             "nodes": nodes,
             "placement_group": fleet.placement_group,
             "vpc_id": net.vpc_id,
+            "image": image.image_ref,
+            "model_store": (
+                {
+                    "file_system_id": store.file_system_id,
+                    "dns_name": store.dns_name,
+                    "mount_name": store.mount_name,
+                    "capacity_gib": plan.fsx_capacity_gib,
+                }
+                if store
+                else None
+            ),
+            "log_group": identity.log_group_name,
+            "secret_parameters": dict(plan.secret_params),
             "total_gpus": plan.estimates.gpus,
             "hourly_cost_usd": plan.estimates.hourly_cost_usd,
             "price_source": plan.estimates.price_source,

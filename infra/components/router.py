@@ -13,6 +13,7 @@ import pulumi_aws as aws
 
 from infra.components.launch import imdsv2, root_volume
 from infra.planning.cluster import ROUTER_AMI_SSM_PARAMETER, ClusterPlan, router_boot
+from infra.planning.userdata import pack_b64
 
 ROUTER_ROOT_GIB = 30
 
@@ -32,6 +33,7 @@ class Router(pulumi.ComponentResource):
         head_ips: Mapping[int, pulumi.Output[str]],
         subnet_id: pulumi.Input[str],
         security_group_id: pulumi.Input[str],
+        instance_profile_arn: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("sglang:aws:Router", name, None, opts)
@@ -52,20 +54,21 @@ class Router(pulumi.ComponentResource):
                 )
             ],
             metadata_options=imdsv2(),
+            iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=instance_profile_arn),
             block_device_mappings=[root_volume(ROUTER_ROOT_GIB)],
             update_default_version=True,
             opts=child,
         )
         groups = sorted(head_ips)
         user_data = pulumi.Output.all(*[head_ips[g] for g in groups]).apply(
-            lambda ips: router_boot(plan, dict(zip(groups, ips, strict=True))).user_data
+            lambda ips: pack_b64(router_boot(plan, dict(zip(groups, ips, strict=True))).user_data)
         )
         self.instance = aws.ec2.Instance(
             name,
             launch_template=aws.ec2.InstanceLaunchTemplateArgs(
                 id=lt.id, version=lt.latest_version.apply(str)
             ),
-            user_data=user_data,
+            user_data_base64=user_data,
             user_data_replace_on_change=True,
             tags={"Name": f"{plan.stack}-router", "sglang:role": "router"},
             opts=child,

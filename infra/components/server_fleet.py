@@ -13,7 +13,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.launch import imdsv2, root_volume
-from infra.planning.cluster import ClusterPlan, server_node_boot
+from infra.planning.cluster import ClusterPlan, Runtime, server_node_boot
+from infra.planning.userdata import pack_b64
 
 
 class ServerFleet(pulumi.ComponentResource):
@@ -31,6 +32,8 @@ class ServerFleet(pulumi.ComponentResource):
         plan: ClusterPlan,
         subnet_id: pulumi.Input[str],
         security_group_id: pulumi.Input[str],
+        instance_profile_arn: pulumi.Input[str],
+        runtime: pulumi.Output[Runtime],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("sglang:aws:ServerFleet", name, None, opts)
@@ -62,6 +65,7 @@ class ServerFleet(pulumi.ComponentResource):
             network_interfaces=interfaces,
             placement=aws.ec2.LaunchTemplatePlacementArgs(group_name=pg.name) if pg else None,
             metadata_options=imdsv2(),
+            iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=instance_profile_arn),
             block_device_mappings=[root_volume(plan.root_volume_gib)],
             update_default_version=True,
             opts=child,
@@ -72,16 +76,15 @@ class ServerFleet(pulumi.ComponentResource):
         self.head_ips: dict[int, pulumi.Output[str]] = {}
         # Rank 0 of each group first: the other ranks' user data needs its IP.
         for node in sorted(plan.layout.nodes, key=lambda n: (n.rank != 0, n.group, n.rank)):
-            if node.is_head:
-                user_data: pulumi.Input[str] = server_node_boot(plan, node, "").user_data
-            else:
-                user_data = self.head_ips[node.group].apply(
-                    lambda ip, n=node: server_node_boot(plan, n, ip).user_data
-                )
+            # Rank 0's user data needs no IP (it reads its own from IMDS at boot).
+            head_ip = pulumi.Output.from_input("") if node.is_head else self.head_ips[node.group]
+            user_data = pulumi.Output.all(head_ip, runtime).apply(
+                lambda a, n=node: pack_b64(server_node_boot(plan, n, a[0], a[1]).user_data)
+            )
             inst = aws.ec2.Instance(
                 node.name,
                 launch_template=template,
-                user_data=user_data,
+                user_data_base64=user_data,
                 user_data_replace_on_change=True,
                 tags={
                     "Name": f"{plan.stack}-{node.name}",

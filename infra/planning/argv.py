@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from infra.planning.layout import ServerPlan
+from infra.planning.storage import model_path
 
 if TYPE_CHECKING:
     from infra.spec import StackSpec
@@ -35,13 +36,14 @@ def server_argv(spec: StackSpec, server: ServerPlan, node_rank: int, head_ip: st
             single-node servers.
 
     Returns:
-        ``["python3", "-m", "sglang.launch_server", "--model-path", ...]``. Multi-node servers end
+        ``["python3", "-m", "sglang.launch_server", "--model-path", ...]``; the model path is the
+        FSx copy (``/fsx/models/<id>``) when the stack has a model store. Multi-node servers end
         with ``--dist-init-addr HEAD_IP:PORT`` (see :func:`split_dist_init`).
     """
     argv = [
         *SERVER_MODULE,
         "--model-path",
-        spec.model,
+        model_path(spec),
         "--served-model-name",
         spec.served_name,
         "--host",

@@ -9,21 +9,28 @@ the result. The functions that need a node's head IP (:func:`server_node_boot`,
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from infra.planning import argv as argvs
 from infra.planning import flags
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
 from infra.planning.layout import Layout, NodePlan, plan_layout
+from infra.planning.storage import (
+    fsx_capacity_gib,
+    is_local_model,
+    model_path,
+    model_source,
+)
 from infra.planning.userdata import (
     ServerProcess,
     UserDataTooLargeError,
     router_user_data,
     server_user_data,
 )
-from infra.spec import SpecError, StackSpec, qualified
+from infra.spec import SECRET_KEYS, SpecError, StackSpec, qualified
 
 DLAMI_SSM_PARAMETER = (
     "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
@@ -39,6 +46,8 @@ ROUTER_AMI_SSM_PARAMETER = (
 (https://documentation.ubuntu.com/aws/aws-how-to/instances/find-ubuntu-images/)."""
 
 WORST_CASE_IP = "255.255.255.255"
+ECR_IMAGE = re.compile(r"^(\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com)/")
+"""An image in ECR: nodes log in to the registry with their instance role before pulling."""
 NCCL_SOCKET_IFNAME = "^docker,lo,veth"
 EFA_LD_LIBRARY_PATH = ":".join(
     (
@@ -50,6 +59,29 @@ EFA_LD_LIBRARY_PATH = ":".join(
         "/usr/local/cuda/lib64",
     )
 )
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Values that exist only once resources do (Outputs), resolved before user data renders.
+
+    Attributes:
+        image: image reference nodes pull (an ECR URI in the mirror and build modes).
+        fsx_dns: DNS name of the FSx file system ("" without a model store).
+        fsx_mount_name: its Lustre mount name.
+    """
+
+    image: str
+    fsx_dns: str = ""
+    fsx_mount_name: str = ""
+
+
+WORST_CASE_RUNTIME = Runtime(
+    image="123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/" + "x" * 100 + ":sglang-0.5.23",
+    fsx_dns="fs-0123456789abcdef0.fsx.ap-southeast-2.amazonaws.com",
+    fsx_mount_name="abcdefgh",
+)
+"""Longest plausible values, for the size check before resources exist."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +132,13 @@ class ClusterPlan:
         root_volume_gib: root gp3 volume of a GPU node.
         router_startup_timeout_secs: ``--worker-startup-timeout-secs``.
         estimates: GPUs and cost.
+        region: AWS region.
+        fsx_capacity_gib: FSx capacity (0 without a model store).
+        secret_params: ``{secret key: SSM parameter name}`` for the secrets this stack sets.
     """
 
     stack: str
+    region: str
     spec: StackSpec
     layout: Layout
     node_type: InstanceType
@@ -111,6 +147,27 @@ class ClusterPlan:
     root_volume_gib: int
     router_startup_timeout_secs: int
     estimates: Estimates
+    fsx_capacity_gib: int = 0
+    secret_params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def log_group(self) -> str:
+        """CloudWatch log group of the stack."""
+        return f"/sglang/{self.stack}"
+
+    @property
+    def uses_model_store(self) -> bool:
+        """True when an FSx for Lustre model store is created."""
+        return self.spec.model_store
+
+    @property
+    def uses_ecr(self) -> bool:
+        """True when the stack owns an ECR repository (mirror and build modes)."""
+        return self.spec.image_source != "uri"
+
+    def runtime_for_plan(self) -> Runtime:
+        """The runtime of ``uri`` mode (no Output involved)."""
+        return Runtime(image=self.spec.image)
 
     @property
     def efa_interfaces(self) -> int:
@@ -162,16 +219,17 @@ def container_env(spec: StackSpec, node: InstanceType) -> dict[str, str]:
 
 
 def root_volume_gib(spec: StackSpec, total_weights_gib: float) -> int:
-    """Root volume size in GiB: the spec's value, else OS + image + one checkpoint copy.
+    """Root volume size in GiB: the spec's value, else OS + image (+ one checkpoint copy).
 
-    150 GiB for the OS, Docker's copy of a 20-30 GB image and its unpacked layers, plus 1.1 x
-    the checkpoint (nodes without instance-store NVMe cache it on the root volume), rounded up
-    to 50 GiB.
+    150 GiB for the OS, Docker's copy of a 20-30 GB image and its unpacked layers; without a
+    model store, plus 1.1 x the checkpoint (nodes without instance-store NVMe cache it on the
+    root volume); rounded up to 50 GiB.
 
     Raises:
         SpecError: when ``root_volume_gib`` is set below that need.
     """
-    need = int(math.ceil((150 + 1.1 * total_weights_gib) / 50) * 50)
+    local_copy = 0.0 if spec.model_store or is_local_model(spec) else 1.1 * total_weights_gib
+    need = int(math.ceil((150 + local_copy) / 50) * 50)
     if spec.root_volume_gib and spec.root_volume_gib < need:
         raise SpecError(
             qualified("root_volume_gib"),
@@ -190,9 +248,39 @@ def _estimates(spec: StackSpec, layout: Layout) -> Estimates:
     return Estimates(layout.total_gpus, cost, f"{PRICE_SOURCE} [{PRICE_DATE}]")
 
 
-def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str) -> dict[str, str]:
-    """``/etc/sglang/node.env`` of a GPU node (role, group, rank, nnodes, head address, port)."""
+def cloudwatch_config(log_group: str, node_name: str, files: list[str]) -> dict[str, object]:
+    """CloudWatch agent configuration: each file of ``/var/log/sglang`` to ``log_group``,
+    stream ``<node name>/<file>``
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html)."""
+    return {
+        "agent": {"run_as_user": "root"},
+        "logs": {
+            "logs_collected": {
+                "files": {
+                    "collect_list": [
+                        {
+                            "file_path": f"/var/log/sglang/{f}",
+                            "log_group_name": log_group,
+                            "log_stream_name": f"{node_name}/{f}",
+                        }
+                        for f in files
+                    ]
+                }
+            }
+        },
+    }
+
+
+def _ecr_registry(image: str) -> str:
+    m = ECR_IMAGE.match(image)
+    return m.group(1) if m else ""
+
+
+def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Runtime) -> dict[str, str]:
+    """``/etc/sglang/node.env`` of a GPU node: role, group, rank, nnodes, head address, port,
+    image, model store, model source and the *names* of the SSM parameters holding secrets."""
     multi = plan.layout.nodes_per_server > 1
+    spec = plan.spec
     return {
         "SGLANG_STACK": plan.stack,
         "SGLANG_ROLE": "server",
@@ -203,13 +291,25 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str) -> dict[str
         "SGLANG_SLOTS": " ".join(str(s.slot) for s in node.servers),
         "SGLANG_DIST_INIT_HOST": head_ip if multi and not node.is_head else "",
         "SGLANG_DIST_INIT_PORT": str(node.servers[0].dist_init_port) if multi else "",
-        "SGLANG_IMAGE": plan.spec.image,
-        "SGLANG_EFA_HOST_LIBS": "1" if plan.spec.efa_host_libraries and plan.node_type.has_efa else "0",
+        "SGLANG_IMAGE": runtime.image,
+        "SGLANG_ECR_REGISTRY": _ecr_registry(runtime.image),
+        "SGLANG_EFA_HOST_LIBS": "1" if spec.efa_host_libraries and plan.node_type.has_efa else "0",
         "SGLANG_VERSION": flags.SGLANG_VERSION,
+        "SGLANG_REGION": plan.region,
+        "SGLANG_LOG_GROUP": plan.log_group,
+        "SGLANG_FSX_DNS": runtime.fsx_dns,
+        "SGLANG_FSX_MOUNT_NAME": runtime.fsx_mount_name,
+        "SGLANG_MODEL_ID": spec.model,
+        "SGLANG_MODEL_DIR": model_path(spec),
+        "SGLANG_MODEL_SOURCE": model_source(spec),
+        "SGLANG_MODEL_LEADER": "1" if node.group == 0 and node.is_head else "0",
+        "SGLANG_HF_TOKEN_PARAM": plan.secret_params.get("hf_token", ""),
     }
 
 
-def server_node_boot(plan: ClusterPlan, node: NodePlan, head_ip: str) -> NodeBoot:
+def server_node_boot(
+    plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Runtime | None = None
+) -> NodeBoot:
     """Processes and user data of one GPU node.
 
     Args:
@@ -217,6 +317,7 @@ def server_node_boot(plan: ClusterPlan, node: NodePlan, head_ip: str) -> NodeBoo
         node: the node.
         head_ip: private IPv4 of the node's rank 0 (its own IP when ``node`` is rank 0; only
             shown in the plan's argv then, since rank 0 reads it from IMDS at boot).
+        runtime: Output values (image URI, FSx names); ``None`` = ``uri`` mode, no store.
 
     Raises:
         UserDataTooLargeError: over 16384 bytes.
@@ -226,7 +327,16 @@ def server_node_boot(plan: ClusterPlan, node: NodePlan, head_ip: str) -> NodeBoo
         ServerProcess(s.slot, argvs.split_dist_init(a)[0], node.is_head)
         for s, a in zip(node.servers, full, strict=True)
     ]
-    ud = server_user_data(node.name, server_node_env(plan, node, head_ip), procs, plan.container_env)
+    runtime = runtime or plan.runtime_for_plan()
+    logs = ["boot.log"] + [f"server-{p.slot}.log" for p in procs]
+    logs += [f"ready-{p.slot}.log" for p in procs if p.is_head]
+    ud = server_user_data(
+        node.name,
+        server_node_env(plan, node, head_ip, runtime),
+        procs,
+        plan.container_env,
+        cloudwatch_config(plan.log_group, node.name, logs),
+    )
     return NodeBoot(full, ud)
 
 
@@ -252,16 +362,48 @@ def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str]) -> NodeBoot:
         "SGLANG_STACK": plan.stack,
         "SGLANG_ROLE": "router",
         "SGLANG_ROUTER_VERSION": flags.ROUTER_VERSION,
+        "SGLANG_REGION": plan.region,
+        "SGLANG_LOG_GROUP": plan.log_group,
+        "SGLANG_API_KEY_PARAM": plan.secret_params.get("router_api_key", ""),
     }
-    return NodeBoot([argv, list(argvs.ROUTER_SYNC_ARGV)], router_user_data(env, argv))
+    logs = cloudwatch_config(plan.log_group, "router", ["boot.log", "router.log", "router-sync.log"])
+    return NodeBoot([argv, list(argvs.ROUTER_SYNC_ARGV)], router_user_data(env, argv, logs))
 
 
-def plan_cluster(spec: StackSpec, stack: str) -> ClusterPlan:
+def secret_parameter(stack: str, key: str) -> str:
+    """SSM parameter name of a secret key: ``/sglang/<stack>/<key with dashes>``."""
+    return f"/sglang/{stack}/{key.replace('_', '-')}"
+
+
+def _check_store(spec: StackSpec, stack: str, total_weights_gib: float) -> int:
+    if not spec.model_store:
+        return 0
+    if spec.fsx_deployment_type == "SCRATCH_2" and not (stack == "dev" or stack.startswith("dev-")):
+        raise SpecError(
+            qualified("fsx_deployment_type"),
+            f"SCRATCH_2 keeps one copy of the data and is allowed only for dev stacks; stack "
+            f"{stack!r} needs PERSISTENT_2",
+        )
+    need = fsx_capacity_gib(total_weights_gib)
+    if spec.fsx_capacity_gib and spec.fsx_capacity_gib < need:
+        raise SpecError(
+            qualified("fsx_capacity_gib"),
+            f"{spec.fsx_capacity_gib} GiB is below the {need} GiB a {total_weights_gib:.0f} GiB "
+            "checkpoint needs; set 0 (auto) or a larger valid size",
+        )
+    return spec.fsx_capacity_gib or need
+
+
+def plan_cluster(
+    spec: StackSpec, stack: str, region: str = "us-east-1", secrets: frozenset[str] = frozenset()
+) -> ClusterPlan:
     """Plan the cluster and run every offline check.
 
     Args:
         spec: the validated spec.
         stack: the Pulumi stack name.
+        region: the AWS region.
+        secrets: the secret keys (``SECRET_KEYS``) this stack sets.
 
     Returns:
         The :class:`ClusterPlan`.
@@ -271,8 +413,12 @@ def plan_cluster(spec: StackSpec, stack: str) -> ClusterPlan:
     """
     layout = plan_layout(spec)
     node_type = spec.node_type
+    unknown = secrets - set(SECRET_KEYS)
+    if unknown:
+        raise SpecError(qualified(sorted(unknown)[0]), "is not a secret key this program reads")
     plan = ClusterPlan(
         stack=stack,
+        region=region,
         spec=spec,
         layout=layout,
         node_type=node_type,
@@ -283,12 +429,14 @@ def plan_cluster(spec: StackSpec, stack: str) -> ClusterPlan:
             spec, layout.memory.total_weights_gib
         ),
         estimates=_estimates(spec, layout),
+        fsx_capacity_gib=_check_store(spec, stack, layout.memory.total_weights_gib),
+        secret_params={k: secret_parameter(stack, k) for k in sorted(secrets)},
     )
     # User data with the longest possible addresses must fit before anything is created.
     worst = {g: WORST_CASE_IP for g in range(layout.groups)}
     try:
         for node in layout.nodes:
-            server_node_boot(plan, node, WORST_CASE_IP)
+            server_node_boot(plan, node, WORST_CASE_IP, WORST_CASE_RUNTIME)
         router_boot(plan, worst)
     except UserDataTooLargeError as e:
         raise SpecError(

@@ -5,7 +5,9 @@ The user data is a MIME multipart document (``cloud-init``'s "mime multi part ar
 ``server-<slot>.argv`` per server, ``container.env``) and installs the static files of
 ``userdata/``: shellcheck-clean scripts that read those files and systemd units. Nothing is
 templated into a script. YAML is serialized by PyYAML, MIME by the standard library, with a fixed
-boundary so the same plan always gives the same bytes (no diff on every ``pulumi up``).
+boundary so the same plan always gives the same bytes (no diff on every ``pulumi up``). The
+document is gzipped for EC2 (:func:`pack`): the scripts stay readable in the plan, and the
+16384-byte limit applies to the gzipped bytes EC2 receives.
 
 ``write_files`` runs in cloud-init's init stage and ``runcmd`` in the final stage; services are
 systemd units started with ``--no-block`` from ``runcmd``, never a foreground command
@@ -14,6 +16,9 @@ systemd units started with ``--no-block`` from ``runcmd``, never a foreground co
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,10 +37,24 @@ MAX_USER_DATA_BYTES = 16384
 MIME_BOUNDARY = "==sglang-cluster-user-data=="
 
 LIB_PATH = "/usr/local/lib/sglang/sglang-lib.sh"
-SERVER_SCRIPTS = ("sglang-server-prepare", "sglang-server-run", "sglang-wait-ready")
-SERVER_UNITS = ("sglang-server@.service", "sglang-ready@.service")
-ROUTER_SCRIPTS = ("sglang-router-install", "sglang-router-run", "sglang-router-sync")
-ROUTER_UNITS = ("sglang-router.service", "sglang-router-sync.service")
+NODE_SCRIPTS = ("sglang-logs-setup", "sglang-fsx-mount", "sglang-secrets")
+SERVER_SCRIPTS = (
+    *NODE_SCRIPTS,
+    "sglang-server-prepare",
+    "sglang-server-run",
+    "sglang-wait-ready",
+    "sglang-model-fetch",
+    "sglang-model-download",
+)
+SERVER_UNITS = (
+    "sglang-node.service",
+    "sglang-model.service",
+    "sglang-server@.service",
+    "sglang-ready@.service",
+)
+ROUTER_SCRIPTS = (*NODE_SCRIPTS, "sglang-router-install", "sglang-router-run", "sglang-router-sync")
+ROUTER_UNITS = ("sglang-node.service", "sglang-router.service", "sglang-router-sync.service")
+CLOUDWATCH_CONFIG = "/etc/sglang/cloudwatch-agent.json"
 
 
 class UserDataTooLargeError(ValueError):
@@ -97,7 +116,7 @@ def _static(names: tuple[str, ...], directory: str, permissions: str) -> list[di
 
 def cloud_config(doc: Mapping[str, object]) -> str:
     """Serialize a cloud-config dict with its ``#cloud-config`` header."""
-    body = yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False, width=4096)
+    body = yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False, width=1 << 20)
     return "#cloud-config\n" + body
 
 
@@ -132,11 +151,28 @@ def split_mime(user_data: str) -> dict[str, str]:
     return out
 
 
+def pack(user_data: str) -> bytes:
+    """Gzip the user data as EC2 receives it; cloud-init gunzips it before reading the MIME
+    (https://cloudinit.readthedocs.io/en/latest/explanation/format.html). ``mtime=0`` keeps
+    the bytes identical from run to run."""
+    return gzip.compress(user_data.encode("utf-8"), compresslevel=9, mtime=0)
+
+
+def pack_b64(user_data: str) -> str:
+    """:func:`pack`, base64-encoded for ``aws.ec2.Instance(user_data_base64=...)``."""
+    return base64.b64encode(pack(user_data)).decode("ascii")
+
+
+def unpack_b64(user_data_base64: str) -> str:
+    """Inverse of :func:`pack_b64`."""
+    return gzip.decompress(base64.b64decode(user_data_base64)).decode("utf-8")
+
+
 def _check_size(name: str, text: str) -> str:
-    size = len(text.encode("utf-8"))
+    size = len(pack(text))
     if size > MAX_USER_DATA_BYTES:
         raise UserDataTooLargeError(
-            f"user data of {name} is {size} bytes, over EC2's {MAX_USER_DATA_BYTES}-byte limit"
+            f"user data of {name} is {size} bytes gzipped, over EC2's {MAX_USER_DATA_BYTES}-byte limit"
         )
     return text
 
@@ -146,6 +182,7 @@ def server_user_data(
     node_env: Mapping[str, str],
     processes: list[ServerProcess],
     container_env: Mapping[str, str],
+    cloudwatch: Mapping[str, object],
 ) -> str:
     """User data of one GPU node.
 
@@ -154,20 +191,23 @@ def server_user_data(
         node_env: ``/etc/sglang/node.env`` values (no secrets: the file is world-readable).
         processes: the server ranks on this node; each argv without ``--dist-init-addr``.
         container_env: environment of the serving containers (NCCL/EFA and the user's).
+        cloudwatch: the CloudWatch agent configuration (JSON object).
 
     Returns:
-        The MIME document, at most 16384 bytes.
+        The MIME document; gzipped (:func:`pack`) it is at most 16384 bytes.
 
     Raises:
-        UserDataTooLargeError: when the document is over the limit.
+        UserDataTooLargeError: when the gzipped document is over the limit.
     """
     files = [_write("/etc/sglang/node.env", env_file(node_env))]
     files += [_write(f"/etc/sglang/server-{p.slot}.argv", argv_file(p.argv)) for p in processes]
     files.append(_write("/etc/sglang/container.env", docker_env_file(container_env)))
+    files.append(_write(CLOUDWATCH_CONFIG, json.dumps(cloudwatch, indent=1) + "\n"))
     files.append(_write(LIB_PATH, static_file("sglang-lib.sh")))
     files += _static(SERVER_SCRIPTS, "/usr/local/bin", "0755")
     files += _static(SERVER_UNITS, "/etc/systemd/system", "0644")
-    units = [f"sglang-server@{p.slot}.service" for p in processes]
+    units = ["sglang-node.service", "sglang-model.service"]
+    units += [f"sglang-server@{p.slot}.service" for p in processes]
     units += [f"sglang-ready@{p.slot}.service" for p in processes if p.is_head]
     doc = {
         "write_files": files,
@@ -179,11 +219,11 @@ def server_user_data(
     return _check_size(node_name, mime([("cloud-config", cloud_config(doc))]))
 
 
-def router_user_data(node_env: Mapping[str, str], argv: list[str]) -> str:
+def router_user_data(node_env: Mapping[str, str], argv: list[str], cloudwatch: Mapping[str, object]) -> str:
     """User data of the router node (Ubuntu): Python venv packages, argv, unit.
 
     Returns:
-        The MIME document, at most 16384 bytes.
+        The MIME document; gzipped (:func:`pack`) it is at most 16384 bytes.
 
     Raises:
         UserDataTooLargeError: when the document is over the limit.
@@ -191,8 +231,9 @@ def router_user_data(node_env: Mapping[str, str], argv: list[str]) -> str:
     files = [
         _write("/etc/sglang/node.env", env_file(node_env)),
         _write("/etc/sglang/router.argv", argv_file(argv)),
-        _write(LIB_PATH, static_file("sglang-lib.sh")),
+        _write(CLOUDWATCH_CONFIG, json.dumps(cloudwatch, indent=1) + "\n"),
     ]
+    files.append(_write(LIB_PATH, static_file("sglang-lib.sh")))
     files += _static(ROUTER_SCRIPTS, "/usr/local/bin", "0755")
     files += _static(ROUTER_UNITS, "/etc/systemd/system", "0644")
     doc = {

@@ -12,7 +12,8 @@ import pytest
 
 from infra.mockrun import ProgramRun, run_stack
 from infra.planning.catalog import CATALOG
-from infra.planning.cluster import DLAMI_SSM_PARAMETER, server_node_boot
+from infra.planning.cluster import DLAMI_SSM_PARAMETER, Runtime, server_node_boot
+from infra.planning.userdata import MAX_USER_DATA_BYTES, unpack_b64
 from tests.conftest import STACKS
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -24,6 +25,16 @@ EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 @cache
 def run(stack: str) -> ProgramRun:
     return run_stack(stack)
+
+
+def user_data(r: ProgramRun, name: str) -> str:
+    """The user data an instance gets, gunzipped (what cloud-init reads)."""
+    return unpack_b64(r.named(name).inputs["userDataBase64"])
+
+
+def runtime_of(r: ProgramRun) -> Runtime:
+    store = r.outputs["model_store"] or {}
+    return Runtime(r.outputs["image"], store.get("dns_name", ""), store.get("mount_name", ""))
 
 
 def test_every_expected_stack_exists() -> None:
@@ -127,18 +138,21 @@ def test_user_data_matches_plan_and_head_ips(stack: str) -> None:
     r = run(stack)
     for node in r.plan.layout.nodes:
         head = next(n for n in r.plan.layout.nodes if n.group == node.group and n.is_head)
-        expected = server_node_boot(r.plan, node, r.ips[head.name]).user_data
-        got = r.named(node.name).inputs["userData"]
+        head_ip = "" if node.is_head else r.ips[head.name]
+        expected = server_node_boot(r.plan, node, head_ip, runtime_of(r)).user_data
+        got = user_data(r, node.name)
         assert got == expected
         if not node.is_head:
             assert f"SGLANG_DIST_INIT_HOST={r.ips[head.name]}" in got
-        assert len(got.encode()) <= 16384
+        import base64
+
+        assert len(base64.b64decode(r.named(node.name).inputs["userDataBase64"])) <= MAX_USER_DATA_BYTES
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_router_workers_are_rank0_of_every_server(stack: str) -> None:
     r = run(stack)
-    ud = r.named("router").inputs["userData"]
+    ud = user_data(r, "router")
     urls = r.outputs["server_urls"]
     assert len(urls) == r.plan.spec.replicas
     heads = {r.ips[n.name] for n in r.plan.head_nodes()}

@@ -94,6 +94,25 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("missing region", {"aws:region": None}, "aws:region"),
     ("colon in served model name", {"served_model_name": "qwen:72b"}, "sglang-cluster:served_model_name"),
     ("bad image reference", {"image": "my image"}, "sglang-cluster:image"),
+    ("FSx capacity not an FSx size", {"fsx_capacity_gib": 1000}, "sglang-cluster:fsx_capacity_gib"),
+    (
+        "FSx throughput not offered",
+        {"fsx_throughput_mb_per_tib": 300},
+        "sglang-cluster:fsx_throughput_mb_per_tib",
+    ),
+    ("S3 URI malformed", {"model_s3_uri": "bucket/prefix"}, "sglang-cluster:model_s3_uri"),
+    (
+        "S3 without a model store",
+        {"model_s3_uri": "s3://weights/m", "model_store": False},
+        "sglang-cluster:model_s3_uri",
+    ),
+    (
+        "SCRATCH_2 on a non-dev stack",
+        {"fsx_deployment_type": "SCRATCH_2"},
+        "sglang-cluster:fsx_deployment_type",
+    ),
+    ("log retention not offered", {"log_retention_days": 10}, "sglang-cluster:log_retention_days"),
+    ("unknown image source", {"image_source": "pull"}, "sglang-cluster:image_source"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 
 import pytest
@@ -14,6 +15,7 @@ from infra.planning.userdata import (
     ServerProcess,
     UserDataTooLargeError,
     env_file,
+    pack,
     server_user_data,
     split_mime,
 )
@@ -102,20 +104,31 @@ def test_env_file_refuses_quotes() -> None:
         env_file({"A": "it's"})
 
 
+def _incompressible(n: int) -> str:
+    """``n`` hex characters that gzip cannot shrink much (a hash chain, deterministic)."""
+    out, h = [], b"seed"
+    while sum(map(len, out)) < n:
+        h = hashlib.sha256(h).digest()
+        out.append(h.hex())
+    return "".join(out)[:n]
+
+
 def test_oversized_user_data_raises() -> None:
-    big = ["--json-model-override-args", "x" * MAX_USER_DATA_BYTES]
-    with pytest.raises(UserDataTooLargeError):
-        server_user_data("n", {"A": "b"}, [ServerProcess(0, big, True)], {})
+    big = ["--json-model-override-args", _incompressible(40000)]
+    with pytest.raises(UserDataTooLargeError, match="gzipped"):
+        server_user_data("n", {"A": "b"}, [ServerProcess(0, big, True)], {}, {})
+
+
+def test_user_data_limit_counts_gzipped_bytes() -> None:
+    """40 KB of repetitive text gzips far below 16 KB and is accepted."""
+    text = server_user_data("n", {"A": "b"}, [ServerProcess(0, ["--x", "a" * 40000], True)], {}, {})
+    assert len(text) > 40000 and len(pack(text)) < MAX_USER_DATA_BYTES
 
 
 def test_planner_refuses_oversized_user_data_before_resources() -> None:
+    big = "{" + _incompressible(30000) + "}"
     with pytest.raises(SpecError) as e:
-        plan_cluster(
-            parse_config(
-                base_config(extra_server_args=["--json-model-override-args", "{" + "x" * 9000 + "}"])
-            ),
-            "t",
-        )
+        plan_cluster(parse_config(base_config(extra_server_args=["--json-model-override-args", big])), "t")
     assert e.value.key == "sglang-cluster:extra_server_args" and "16384" in e.value.message
 
 

@@ -1,0 +1,109 @@
+"""Model store: FSx for Lustre shared by every node of the stack, optionally backed by S3.
+
+In the nodes' subnet, with its own security group: Lustre traffic on 988 and 1018-1023 from the
+nodes and between the file servers themselves
+(https://docs.aws.amazon.com/fsx/latest/LustreGuide/limit-access-security-groups.html).
+PERSISTENT_2 uses a data repository association for S3 (``import_path`` is for the older
+types); SCRATCH_2 links S3 through ``import_path`` on the file system itself.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.planning.cluster import ClusterPlan
+from infra.planning.storage import MODELS_DIR
+
+FSX_TIMEOUTS = pulumi.CustomTimeouts(create="45m", update="45m", delete="45m")
+"""Creation takes about 10 minutes, larger file systems longer."""
+
+LUSTRE_PORTS = ((988, 988), (1018, 1023))
+
+
+class ModelStore(pulumi.ComponentResource):
+    """The FSx for Lustre file system.
+
+    Attributes:
+        dns_name, mount_name: what nodes mount (``<dns>@tcp:/<mount name>``).
+        file_system_id: the file system id.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        plan: ClusterPlan,
+        vpc_id: pulumi.Input[str],
+        subnet_id: pulumi.Input[str],
+        client_sg_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("sglang:aws:ModelStore", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        spec = plan.spec
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=vpc_id,
+            description="FSx for Lustre model store: Lustre ports from the nodes and itself",
+            opts=child,
+        )
+        for lo, hi in LUSTRE_PORTS:
+            for source, what in ((client_sg_id, "nodes"), (sg.id, "self")):
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-lustre-{lo}-{what}",
+                    security_group_id=sg.id,
+                    referenced_security_group_id=source,
+                    ip_protocol="tcp",
+                    from_port=lo,
+                    to_port=hi,
+                    description=f"Lustre {lo}-{hi} from the {what}",
+                    opts=child,
+                )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-out",
+            security_group_id=sg.id,
+            cidr_ipv4="0.0.0.0/0",
+            ip_protocol="-1",
+            description="Replies to clients and S3 data repository traffic",
+            opts=child,
+        )
+
+        scratch = spec.fsx_deployment_type == "SCRATCH_2"
+        s3_uri = spec.model_s3_uri
+        fs = aws.fsx.LustreFileSystem(
+            f"{name}-fs",
+            deployment_type=spec.fsx_deployment_type,
+            storage_capacity=plan.fsx_capacity_gib,
+            storage_type="SSD",
+            subnet_ids=subnet_id,
+            security_group_ids=[sg.id],
+            per_unit_storage_throughput=None if scratch else spec.fsx_throughput_mb_per_tib,
+            file_system_type_version="2.15",
+            data_compression_type="LZ4",
+            # Weights can be fetched again; no backups, and none kept on `pulumi destroy`.
+            automatic_backup_retention_days=None if scratch else 0,
+            skip_final_backup=True,
+            import_path=s3_uri if (scratch and s3_uri) else None,
+            tags={"Name": f"{plan.stack}-sglang-models"},
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=FSX_TIMEOUTS),
+        )
+        if s3_uri and not scratch:
+            aws.fsx.DataRepositoryAssociation(
+                f"{name}-s3",
+                file_system_id=fs.id,
+                data_repository_path=s3_uri,
+                file_system_path=MODELS_DIR.removeprefix("/fsx"),
+                batch_import_meta_data_on_create=True,
+                s3=aws.fsx.DataRepositoryAssociationS3Args(
+                    auto_import_policy=aws.fsx.DataRepositoryAssociationS3AutoImportPolicyArgs(
+                        events=["NEW", "CHANGED", "DELETED"]
+                    )
+                ),
+                delete_data_in_filesystem=False,
+                opts=pulumi.ResourceOptions(parent=self, custom_timeouts=FSX_TIMEOUTS),
+            )
+        self.file_system_id: pulumi.Output[str] = fs.id
+        self.dns_name: pulumi.Output[str] = fs.dns_name
+        self.mount_name: pulumi.Output[str] = fs.mount_name
+        self.security_group_id: pulumi.Output[str] = sg.id
+        self.register_outputs({"file_system_id": fs.id, "dns_name": fs.dns_name})

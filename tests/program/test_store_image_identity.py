@@ -1,0 +1,246 @@
+"""Model store, serving image, node identity and secrets, under the SDK's mock runtime.
+
+The mocks stand in for AWS (no account here). Every stack file runs once more with known fake
+secret values set, to prove those values reach SSM parameters and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.mockrun import ProgramRun, load_stack_config, run_program, stack_file
+from infra.planning.userdata import split_mime, unpack_b64
+from tests.conftest import STACKS, base_config
+
+HF_TOKEN = "hf_FAKEtokenFORtests0123456789abcdef"
+API_KEY = "sk-router-FAKE-key-for-tests-42"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+"""Pulumi's marker of a secret value in serialized properties (sdk rpc.py ``_special_sig_key``)."""
+
+
+def unsecret(value: Any) -> tuple[bool, Any]:
+    """``(was it marked secret, plain value)`` of a recorded input."""
+    if isinstance(value, dict) and SECRET_SIG in value:
+        return True, value["value"]
+    return False, value
+
+
+def engine_config(**overrides: Any) -> dict[str, str]:
+    """``base_config`` as the engine hands it to the program (qualified keys, string values)."""
+    out = {}
+    for k, v in base_config(**overrides).items():
+        key = k if ":" in k else f"sglang-cluster:{k}"
+        out[key] = v if isinstance(v, str) else json.dumps(v)
+    return out
+
+
+@cache
+def run_cfg(**overrides: Any) -> ProgramRun:
+    return run_program("prod-test", engine_config(**overrides))
+
+
+@cache
+def run_with_secrets(stack: str) -> ProgramRun:
+    cfg = load_stack_config(stack_file(stack)[1])
+    cfg["sglang-cluster:hf_token"] = HF_TOKEN
+    cfg["sglang-cluster:router_api_key"] = API_KEY
+    return run_program(stack, cfg)
+
+
+# ----- model store -----
+
+
+def test_fsx_in_the_node_subnet_with_lustre_rules() -> None:
+    r = run_cfg()
+    fs = r.of_type("aws:fsx/lustreFileSystem:LustreFileSystem")
+    assert len(fs) == 1
+    fsi = fs[0].inputs
+    assert fsi["deploymentType"] == "PERSISTENT_2" and fsi["storageCapacity"] == 1200
+    assert fsi["perUnitStorageThroughput"] == 250
+    lt_subnet = r.named("sglang-servers-lt").inputs["networkInterfaces"][0]["subnetId"]
+    assert fsi["subnetIds"] == lt_subnet
+    (store_sg,) = fsi["securityGroupIds"]
+    nodes_sg = r.named("sglang-net-nodes-self-in").inputs["securityGroupId"]
+    rules = [x.inputs for x in r.of_type(INGRESS) if x.name.startswith("sglang-store-lustre-")]
+    got = {(x["fromPort"], x["toPort"], x["referencedSecurityGroupId"]) for x in rules}
+    assert got == {(988, 988, nodes_sg), (1018, 1023, nodes_sg), (988, 988, store_sg), (1018, 1023, store_sg)}
+    assert all(x["securityGroupId"] == store_sg for x in rules)
+
+
+def test_no_association_without_s3() -> None:
+    assert run_cfg().of_type("aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation") == []
+
+
+def test_s3_association_maps_prefix_to_models() -> None:
+    r = run_cfg(model_s3_uri="s3://acme-weights/llm")
+    (dra,) = r.of_type("aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation")
+    assert dra.inputs["dataRepositoryPath"] == "s3://acme-weights/llm"
+    assert dra.inputs["fileSystemPath"] == "/models"
+    assert dra.inputs["batchImportMetaDataOnCreate"] is True
+    assert "SGLANG_MODEL_SOURCE=s3" in unpack_b64(r.named("server-g0-r0").inputs["userDataBase64"])
+
+
+def test_scratch_store_for_dev_uses_import_path() -> None:
+    cfg = engine_config(fsx_deployment_type="SCRATCH_2", model_s3_uri="s3://acme-weights/llm")
+    r = run_program("dev", cfg)
+    (fs,) = r.of_type("aws:fsx/lustreFileSystem:LustreFileSystem")
+    assert fs.inputs["deploymentType"] == "SCRATCH_2" and fs.inputs["importPath"] == "s3://acme-weights/llm"
+    assert "perUnitStorageThroughput" not in fs.inputs
+    assert r.of_type("aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation") == []
+
+
+def test_nodes_mount_the_store_and_leader_downloads() -> None:
+    r = run_cfg()
+    fs = r.outputs["model_store"]
+    leader = unpack_b64(r.named("server-g0-r0").inputs["userDataBase64"])
+    follower = unpack_b64(r.named("server-g0-r1").inputs["userDataBase64"])
+    for ud in (leader, follower):
+        assert f"SGLANG_FSX_DNS={fs['dns_name']}" in ud and f"SGLANG_FSX_MOUNT_NAME={fs['mount_name']}" in ud
+        assert "SGLANG_MODEL_DIR=/fsx/models/Qwen/Qwen2.5-72B-Instruct" in ud
+    assert "SGLANG_MODEL_LEADER=1" in leader and "SGLANG_MODEL_LEADER=0" in follower
+
+
+def test_no_store_when_disabled() -> None:
+    r = run_cfg(model_store=False)
+    assert r.of_type("aws:fsx/lustreFileSystem:LustreFileSystem") == []
+    assert r.outputs["model_store"] is None
+
+
+# ----- serving image -----
+
+
+def test_uri_mode_has_no_repository() -> None:
+    r = run_cfg()
+    assert r.of_type("aws:ecr/repository:Repository") == []
+    assert r.outputs["image"] == "lmsysorg/sglang:v0.5.23"
+
+
+@pytest.mark.parametrize("mode", ["mirror", "build"])
+def test_ecr_modes(mode: str) -> None:
+    r = run_cfg(image_source=mode)
+    (repo,) = r.of_type("aws:ecr/repository:Repository")
+    assert repo.inputs["forceDelete"] is True
+    assert repo.inputs["imageScanningConfiguration"]["scanOnPush"] is True
+    (lc,) = r.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy")
+    rule = json.loads(lc.inputs["policy"])["rules"][0]
+    assert rule["selection"]["tagStatus"] == "untagged" and rule["action"]["type"] == "expire"
+    (img,) = r.of_type("docker:index/image:Image")
+    assert img.inputs["build"]["platform"] == "linux/amd64"
+    if mode == "mirror":
+        assert img.inputs["imageName"].endswith(":v0.5.23")
+        assert img.inputs["build"]["args"]["SOURCE_IMAGE"] == "lmsysorg/sglang:v0.5.23"
+    else:
+        assert img.inputs["imageName"].endswith(":sglang-0.5.23")
+        assert img.inputs["build"]["args"]["SGLANG_VERSION"] == "0.5.23"
+    secret, registry = unsecret(img.inputs["registry"])
+    assert secret and registry["username"] == "AWS"  # the ECR password never shows in plain
+    # Nodes pull the pushed digest from ECR after logging in with their role.
+    ud = unpack_b64(r.named("server-g0-r0").inputs["userDataBase64"])
+    assert f"SGLANG_IMAGE={r.outputs['image']}" in ud and "@sha256:" in r.outputs["image"]
+    assert ".dkr.ecr.us-east-1.amazonaws.com" in ud.split("SGLANG_ECR_REGISTRY=")[1].splitlines()[0]
+
+
+# ----- node identity -----
+
+
+def _policy(r: ProgramRun) -> dict:
+    return json.loads(r.of_type("aws:iam/rolePolicy:RolePolicy")[0].inputs["policy"])
+
+
+def test_role_and_profile_on_both_launch_templates() -> None:
+    r = run_cfg()
+    (profile,) = r.of_type("aws:iam/instanceProfile:InstanceProfile")
+    (role,) = r.of_type("aws:iam/role:Role")
+    assert profile.inputs["role"].startswith(role.name)
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    (att,) = r.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert att.inputs["policyArn"].endswith("AmazonSSMManagedInstanceCore")
+    for lt in ("sglang-servers-lt", "router-lt"):
+        arn = r.named(lt).inputs["iamInstanceProfile"]["arn"]
+        assert f":instance-profile/{profile.name}-" in arn
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"image_source": "build"}, {"model_s3_uri": "s3://acme-weights/llm"}],
+    ids=["uri", "build", "s3"],
+)
+def test_policy_is_scoped_to_this_stack(overrides: dict) -> None:
+    r = run_cfg(**overrides)
+    doc = _policy(r)
+    for st in doc["Statement"]:
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        if "*" in resources:
+            assert st["Action"] == "ecr:GetAuthorizationToken", st  # the only action AWS requires on "*"
+            continue
+        for res in resources:
+            assert "prod-test" in res or "acme-weights" in res or ":repository/" in res, res
+    sids = {s["Sid"] for s in doc["Statement"]}
+    assert {"StackLogs", "StackParameters"} <= sids
+    assert ("StackImagePull" in sids) == ("image_source" in overrides)
+    assert ("WeightsRead" in sids) == ("model_s3_uri" in overrides)
+    if "model_s3_uri" in overrides:
+        read = next(s for s in doc["Statement"] if s["Sid"] == "WeightsRead")
+        assert read["Resource"] == "arn:aws:s3:::acme-weights/llm/*"
+    params = next(s for s in doc["Statement"] if s["Sid"] == "StackParameters")
+    assert params["Resource"].endswith(":parameter/sglang/prod-test/*")
+
+
+def test_log_group_retention() -> None:
+    r = run_cfg(log_retention_days=14)
+    (lg,) = r.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert lg.inputs["name"] == "/sglang/prod-test" and lg.inputs["retentionInDays"] == 14
+    ud = unpack_b64(r.named("server-g0-r0").inputs["userDataBase64"])
+    doc = yaml.safe_load(split_mime(ud)["text/cloud-config"])
+    (cw,) = [f for f in doc["write_files"] if f["path"] == "/etc/sglang/cloudwatch-agent.json"]
+    streams = json.loads(cw["content"])["logs"]["logs_collected"]["files"]["collect_list"]
+    assert {s["log_group_name"] for s in streams} == {"/sglang/prod-test"}
+    assert {s["log_stream_name"] for s in streams} == {
+        "server-g0-r0/boot.log",
+        "server-g0-r0/server-0.log",
+        "server-g0-r0/ready-0.log",
+    }
+
+
+# ----- secrets -----
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secrets_reach_ssm_and_nothing_else(stack: str) -> None:
+    r = run_with_secrets(stack)
+    params = {p.inputs["name"]: p.inputs for p in r.of_type("aws:ssm/parameter:Parameter")}
+    assert set(params) == {f"/sglang/{stack}/hf-token", f"/sglang/{stack}/router-api-key"}
+    assert all(p["type"] == "SecureString" for p in params.values())
+    everything = json.dumps(r.outputs)
+    for inst in r.of_type("aws:ec2/instance:Instance"):
+        ud = unpack_b64(inst.inputs["userDataBase64"])
+        everything += ud + json.dumps(inst.inputs)
+    for lt in r.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        everything += json.dumps(lt.inputs)
+    for secret in (HF_TOKEN, API_KEY):
+        assert secret not in everything
+    # The nodes learn where the secrets are, not what they are.
+    assert f"SGLANG_HF_TOKEN_PARAM=/sglang/{stack}/hf-token" in unpack_b64(
+        r.named("server-g0-r0").inputs["userDataBase64"]
+    )
+    assert f"SGLANG_API_KEY_PARAM=/sglang/{stack}/router-api-key" in unpack_b64(
+        r.named("router").inputs["userDataBase64"]
+    )
+
+
+def test_secret_values_are_marked_secret() -> None:
+    """The SSM parameter's value is a Pulumi secret (encrypted in state, masked in output)."""
+    r = run_with_secrets("prod-tp16")
+    (hf,) = [p for p in r.of_type("aws:ssm/parameter:Parameter") if p.name.endswith("hf-token")]
+    assert unsecret(hf.inputs["value"]) == (True, HF_TOKEN)
+    assert r.plan.secret_params == {
+        "hf_token": "/sglang/prod-tp16/hf-token",
+        "router_api_key": "/sglang/prod-tp16/router-api-key",
+    }
