@@ -2,9 +2,11 @@
 
 The argv is the tp8-dp2 stack's router argv with only addresses changed: host and ports to free
 loopback ports, worker URLs to mock workers (``mock_worker.py``: SGLang servers need GPUs), and
-a 3 s start-up timeout so the second worker, started late, is dropped by the router. Then
-``userdata/sglang-router-sync`` (the script the router node runs) must add it back, and a chat
-request through the router must reach a worker. Every wait is bounded; processes are killed at
+a 3 s start-up timeout so the second worker, started late, is dropped by the router, and
+``--api-key`` as ``sglang-router-run`` appends it when the stack sets router_api_key. Then
+``userdata/sglang-router-sync`` (the script the router node runs, reading the key from the
+secrets file) must add the worker back, a chat request with the key must reach a worker and
+one without it must be refused. Every wait is bounded; processes are killed at
 the end.
 """
 
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +34,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+API_KEY = "sk-test-router-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
 def _get(url: str, timeout: float = 3) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=AUTH), timeout=timeout) as r:
             status, body = r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, {}
@@ -88,11 +95,14 @@ def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list
     _replace_value(argv, "--worker-startup-timeout-secs", "3")
     argv_file = tmp_path / "router.argv"
     argv_file.write_text("\n".join(argv) + "\n")
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text(f"SGLANG_ROUTER_API_KEY={API_KEY}\n")
 
     mock = [sys.executable, str(HERE / "mock_worker.py")]
     procs.append(subprocess.Popen([*mock, str(worker_ports[0]), model]))
     log = (tmp_path / "router.log").open("w")
-    procs.append(subprocess.Popen([str(require(ROUTER_PYTHON)), *argv[1:]], stdout=log, stderr=log))
+    cmd = [str(require(ROUTER_PYTHON)), *argv[1:], "--api-key", API_KEY]
+    procs.append(subprocess.Popen(cmd, stdout=log, stderr=log))
     base = f"http://127.0.0.1:{port}"
     assert _wait(lambda: _get(f"{base}/liveness")[0] == 200, 20), "router did not start"
 
@@ -105,7 +115,15 @@ def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list
 
     procs.append(subprocess.Popen([*mock, str(worker_ports[1]), model]))
     sync = subprocess.run(
-        [sys.executable, str(ROOT / "userdata" / "sglang-router-sync"), "--once", "--argv", str(argv_file)],
+        [
+            sys.executable,
+            str(ROOT / "userdata" / "sglang-router-sync"),
+            "--once",
+            "--argv",
+            str(argv_file),
+            "--secrets",
+            str(secrets),
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -115,12 +133,14 @@ def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list
     assert f"re-added worker {local_urls[1]}" in sync.stderr
     assert _wait(lambda: healthy() == set(local_urls), 20), healthy()
 
-    req = urllib.request.Request(
-        f"{base}/v1/chat/completions",
-        data=json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    url = f"{base}/v1/chat/completions"
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **AUTH})
     with urllib.request.urlopen(req, timeout=10) as r:
         reply = json.loads(r.read())
     assert reply["choices"][0]["message"]["content"].startswith("mock worker ")
     assert _get(f"{base}/readiness")[0] == 200
+    anonymous = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(anonymous, timeout=10)
+    assert refused.value.code == 401
