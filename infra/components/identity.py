@@ -2,7 +2,8 @@
 
 Least privilege, scoped to this stack's ARNs:
 - SSM Session Manager (``AmazonSSMManagedInstanceCore``): operators reach nodes without SSH keys
-  or port 22;
+  or port 22. That AWS managed policy carries its own ``"*"`` resources, as Session Manager
+  requires (https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-instance-permissions.html);
 - ECR pull from this stack's repository only (plus ``ecr:GetAuthorizationToken``, which AWS
   allows only on ``*``);
 - CloudWatch Logs on this stack's log group only;
