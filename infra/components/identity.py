@@ -15,6 +15,7 @@ Least privilege, scoped to this stack's ARNs:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -23,6 +24,19 @@ import pulumi_aws as aws
 from infra.planning.cluster import ClusterPlan
 
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+_ECR_URI = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/(?P<repo>[^:@]+)"
+)
+
+
+def given_ecr_repository_arn(image: str) -> str | None:
+    """ARN of the ECR repository of an image given by URI (``uri`` mode), else ``None``."""
+    m = _ECR_URI.match(image)
+    if not m:
+        return None
+    return f"arn:aws:ecr:{m['region']}:{m['account']}:repository/{m['repo']}"
 
 
 def _s3_parts(uri: str) -> tuple[str, str]:
@@ -38,7 +52,12 @@ def node_policy_document(
     Args:
         plan: the cluster plan. account: AWS account id. repo_arn: the stack's ECR repository
         ARN (``None`` in ``uri`` mode). log_group_arn: the stack's log group ARN.
+
+    In ``uri`` mode with an image in ECR (your own repository), pull is granted on that
+    repository only.
     """
+    if not repo_arn and plan.spec.image_source == "uri":
+        repo_arn = given_ecr_repository_arn(plan.spec.image)
     statements: list[dict[str, Any]] = [
         {
             "Sid": "StackLogs",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.rules import egress_anywhere, tcp_from_group
 from infra.planning.cluster import ClusterPlan
 from infra.planning.storage import MODELS_DIR
 
@@ -49,24 +50,15 @@ class ModelStore(pulumi.ComponentResource):
         )
         for lo, hi in LUSTRE_PORTS:
             for source, what in ((client_sg_id, "nodes"), (sg.id, "self")):
-                aws.vpc.SecurityGroupIngressRule(
+                tcp_from_group(
                     f"{name}-lustre-{lo}-{what}",
-                    security_group_id=sg.id,
-                    referenced_security_group_id=source,
-                    ip_protocol="tcp",
-                    from_port=lo,
-                    to_port=hi,
-                    description=f"Lustre {lo}-{hi} from the {what}",
-                    opts=child,
+                    sg.id,
+                    source,
+                    (lo, hi),
+                    f"Lustre {lo}-{hi} from the {what}",
+                    child,
                 )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-out",
-            security_group_id=sg.id,
-            cidr_ipv4="0.0.0.0/0",
-            ip_protocol="-1",
-            description="Replies to clients and S3 data repository traffic",
-            opts=child,
-        )
+        egress_anywhere(f"{name}-out", sg.id, "Replies to clients and S3 data repository traffic", child)
 
         scratch = spec.fsx_deployment_type == "SCRATCH_2"
         s3_uri = spec.model_s3_uri

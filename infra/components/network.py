@@ -15,6 +15,7 @@ import re
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.rules import egress_anywhere, tcp_from_group
 from infra.planning.cluster import ClusterPlan
 from infra.planning.layout import SERVER_PORT_STRIDE
 
@@ -135,13 +136,11 @@ class Network(pulumi.ComponentResource):
             description="EFA: all traffic to members of this group (NCCL hangs without it)",
             opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
+        egress_anywhere(
             f"{name}-nodes-out",
-            security_group_id=nodes_sg.id,
-            cidr_ipv4="0.0.0.0/0",
-            ip_protocol="-1",
-            description="Image pulls and model downloads through the NAT gateway",
-            opts=child,
+            nodes_sg.id,
+            "Image pulls and model downloads through the NAT gateway",
+            child,
         )
 
         router_sg = aws.ec2.SecurityGroup(
@@ -163,24 +162,20 @@ class Network(pulumi.ComponentResource):
                     opts=child,
                     **{family: cidr},
                 )
-        aws.vpc.SecurityGroupEgressRule(
+        egress_anywhere(
             f"{name}-router-out",
-            security_group_id=router_sg.id,
-            cidr_ipv4="0.0.0.0/0",
-            ip_protocol="-1",
-            description="Workers, package installs and the tokenizer download",
-            opts=child,
+            router_sg.id,
+            "Workers, package installs and the CloudWatch agent download",
+            child,
         )
         last_port = spec.server_port + (plan.layout.servers_per_node - 1) * SERVER_PORT_STRIDE
-        aws.vpc.SecurityGroupIngressRule(
+        tcp_from_group(
             f"{name}-nodes-from-router",
-            security_group_id=nodes_sg.id,
-            referenced_security_group_id=router_sg.id,
-            ip_protocol="tcp",
-            from_port=spec.server_port,
-            to_port=last_port,
-            description="SGLang server ports from the router",
-            opts=child,
+            nodes_sg.id,
+            router_sg.id,
+            (spec.server_port, last_port),
+            "SGLang server ports from the router",
+            child,
         )
         self.node_sg_id: pulumi.Output[str] = nodes_sg.id
         self.router_sg_id: pulumi.Output[str] = router_sg.id

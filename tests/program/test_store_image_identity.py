@@ -193,6 +193,16 @@ def test_policy_is_scoped_to_this_stack(overrides: dict) -> None:
     assert params["Resource"].endswith(":parameter/sglang/prod-test/*")
 
 
+def test_given_ecr_image_gets_pull_on_that_repository_only() -> None:
+    image = "210987654321.dkr.ecr.us-west-2.amazonaws.com/team/sglang:v0.5.23"
+    r = run_cfg(image=image)
+    pull = next(s for s in _policy(r)["Statement"] if s["Sid"] == "StackImagePull")
+    assert pull["Resource"] == "arn:aws:ecr:us-west-2:210987654321:repository/team/sglang"
+    ud = unpack_b64(r.named("server-g0-r0").inputs["userDataBase64"])
+    assert "SGLANG_ECR_REGISTRY=210987654321.dkr.ecr.us-west-2.amazonaws.com" in ud
+    assert r.of_type("aws:ecr/repository:Repository") == []
+
+
 def test_log_group_retention() -> None:
     r = run_cfg(log_retention_days=14)
     (lg,) = r.of_type("aws:cloudwatch/logGroup:LogGroup")
