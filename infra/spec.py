@@ -527,6 +527,12 @@ def _cross_field(spec: StackSpec) -> None:
             qualified("served_model_name"),
             "required when model is a local path (clients need a stable name)",
         )
+    if spec.model_s3_uri and spec.fsx_deployment_type == "SCRATCH_2":
+        raise SpecError(
+            qualified("model_s3_uri"),
+            "S3 associations at /fsx/models need PERSISTENT_2 (SCRATCH_2 links S3 only at the "
+            "file system root); set fsx_deployment_type PERSISTENT_2 or leave model_s3_uri empty",
+        )
     if spec.model_s3_uri and not spec.model_store:
         raise SpecError(
             qualified("model_s3_uri"), "needs model_store true (S3 is associated with /fsx/models)"

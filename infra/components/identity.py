@@ -162,11 +162,13 @@ class NodeIdentity(pulumi.ComponentResource):
         policy = pulumi.Output.all(account, repo, log_group.arn).apply(
             lambda a: json.dumps(node_policy_document(plan, a[0], a[1] or None, a[2]))
         )
-        aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=child)
+        role_policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=child)
+        # Instances wait for these, so boot never races IAM or the parameters.
+        self.ready: list[pulumi.Resource] = [role_policy]
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
 
         for key, value in secrets.items():
-            aws.ssm.Parameter(
+            param = aws.ssm.Parameter(
                 f"{name}-{key.replace('_', '-')}",
                 name=plan.secret_params[key],
                 type="SecureString",
@@ -174,6 +176,7 @@ class NodeIdentity(pulumi.ComponentResource):
                 description=f"SGLang stack {plan.stack}: {key}",
                 opts=child,
             )
+            self.ready.append(param)
         self.instance_profile_arn: pulumi.Output[str] = profile.arn
         self.role_name: pulumi.Output[str] = role.name
         self.log_group_name: pulumi.Output[str] = log_group.name

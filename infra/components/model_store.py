@@ -3,8 +3,10 @@
 In the nodes' subnet, with its own security group: Lustre traffic on 988 and 1018-1023 from the
 nodes and between the file servers themselves
 (https://docs.aws.amazon.com/fsx/latest/LustreGuide/limit-access-security-groups.html).
-PERSISTENT_2 uses a data repository association for S3 (``import_path`` is for the older
-types); SCRATCH_2 links S3 through ``import_path`` on the file system itself.
+PERSISTENT_2 links S3 through a data repository association at /fsx/models (``import_path`` is
+for the older types and maps S3 to the file system root, so the spec refuses S3 with SCRATCH_2).
+Lustre servers also open connections back to clients (lock callbacks, reconnects), so the
+nodes' group accepts the same ports from the file system's group.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ class ModelStore(pulumi.ComponentResource):
                     f"Lustre {lo}-{hi} from the {what}",
                     child,
                 )
+            tcp_from_group(
+                f"{name}-lustre-{lo}-to-nodes",
+                client_sg_id,
+                sg.id,
+                (lo, hi),
+                f"Lustre {lo}-{hi} from the file system (callbacks)",
+                child,
+            )
         egress_anywhere(f"{name}-out", sg.id, "Replies to clients and S3 data repository traffic", child)
 
         scratch = spec.fsx_deployment_type == "SCRATCH_2"
@@ -75,11 +85,10 @@ class ModelStore(pulumi.ComponentResource):
             # Weights can be fetched again; no backups, and none kept on `pulumi destroy`.
             automatic_backup_retention_days=None if scratch else 0,
             skip_final_backup=True,
-            import_path=s3_uri if (scratch and s3_uri) else None,
             tags={"Name": f"{plan.stack}-sglang-models"},
             opts=pulumi.ResourceOptions(parent=self, custom_timeouts=FSX_TIMEOUTS),
         )
-        if s3_uri and not scratch:
+        if s3_uri:
             aws.fsx.DataRepositoryAssociation(
                 f"{name}-s3",
                 file_system_id=fs.id,

@@ -34,6 +34,7 @@ class Router(pulumi.ComponentResource):
         subnet_id: pulumi.Input[str],
         security_group_id: pulumi.Input[str],
         instance_profile_arn: pulumi.Input[str],
+        depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("sglang:aws:Router", name, None, opts)
@@ -71,7 +72,7 @@ class Router(pulumi.ComponentResource):
             user_data_base64=user_data,
             user_data_replace_on_change=True,
             tags={"Name": f"{plan.stack}-router", "sglang:role": "router"},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
         )
         self.address: pulumi.Output[str] = pulumi.Output.all(
             self.instance.public_ip, self.instance.private_ip

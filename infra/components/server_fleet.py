@@ -34,6 +34,7 @@ class ServerFleet(pulumi.ComponentResource):
         security_group_id: pulumi.Input[str],
         instance_profile_arn: pulumi.Input[str],
         runtime: pulumi.Output[Runtime],
+        depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("sglang:aws:ServerFleet", name, None, opts)
@@ -51,9 +52,7 @@ class ServerFleet(pulumi.ComponentResource):
                 subnet_id=subnet_id,
                 security_groups=[security_group_id],
                 delete_on_termination="true",
-                # Only the primary interface may carry this flag (RunInstances refuses it on
-                # others); multi-interface launches never get a public IPv4 anyway.
-                associate_public_ip_address="false" if i.is_primary else None,
+                # No public-IP flag at all: multi-interface launches never get a public IPv4.
             )
             for i in plan.interfaces
         ]
@@ -92,7 +91,11 @@ class ServerFleet(pulumi.ComponentResource):
                     "sglang:group": str(node.group),
                     "sglang:node-rank": str(node.rank),
                 },
-                opts=child,
+                # Replace in place: creating first would need twice the p5 capacity in one
+                # cluster placement group and bill both sets meanwhile.
+                opts=pulumi.ResourceOptions(
+                    parent=self, delete_before_replace=True, depends_on=depends_on or []
+                ),
             )
             self.instances[node.name] = inst
             if node.is_head:

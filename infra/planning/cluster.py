@@ -49,16 +49,11 @@ WORST_CASE_IP = "255.255.255.255"
 ECR_IMAGE = re.compile(r"^(\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com)/")
 """An image in ECR: nodes log in to the registry with their instance role before pulling."""
 NCCL_SOCKET_IFNAME = "^docker,lo,veth"
-EFA_LD_LIBRARY_PATH = ":".join(
-    (
-        "/opt/amazon/ofi-nccl/lib",
-        "/opt/amazon/ofi-nccl/lib/x86_64-linux-gnu",
-        "/opt/amazon/efa/lib",
-        "/usr/local/nvidia/lib",
-        "/usr/local/nvidia/lib64",
-        "/usr/local/cuda/lib64",
-    )
+EFA_HOST_LD_PATH = ":".join(
+    ("/opt/amazon/ofi-nccl/lib", "/opt/amazon/ofi-nccl/lib/x86_64-linux-gnu", "/opt/amazon/efa/lib")
 )
+"""Library path of the DLAMI's aws-ofi-nccl and libfabric, bind-mounted into the container with
+``efa_host_libraries``; ``sglang-server-run`` puts it in front of the image's own path."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +193,8 @@ def container_env(spec: StackSpec, node: InstanceType) -> dict[str, str]:
     """Environment of the serving containers.
 
     NCCL must load the aws-ofi-nccl plugin or it silently falls back to TCP sockets
-    (``NCCL_NET_PLUGIN=ofi`` and the plugin on ``LD_LIBRARY_PATH``); ``FI_EFA_USE_DEVICE_RDMA=1``
+    (``NCCL_NET_PLUGIN=ofi`` and the plugin on ``LD_LIBRARY_PATH``, which the run script
+    extends from ``SGLANG_EFA_LD_PATH`` when the host's libraries are mounted); ``FI_EFA_USE_DEVICE_RDMA=1``
     only where GPUDirect RDMA exists (it aborts on G-series, aws-ofi-nccl #547);
     ``NCCL_SOCKET_IFNAME`` keeps NCCL's bootstrap off docker and loopback interfaces
     (awsome-distributed-training ``1.architectures/efa-cheatsheet.md``). User entries win.
@@ -207,8 +203,6 @@ def container_env(spec: StackSpec, node: InstanceType) -> dict[str, str]:
     if node.has_efa:
         env["FI_PROVIDER"] = "efa"
         env["NCCL_NET_PLUGIN"] = "ofi"
-        if spec.efa_host_libraries:
-            env["LD_LIBRARY_PATH"] = EFA_LD_LIBRARY_PATH
         if node.gpudirect_rdma:
             env["FI_EFA_USE_DEVICE_RDMA"] = "1"
     env["NCCL_SOCKET_IFNAME"] = NCCL_SOCKET_IFNAME
@@ -281,6 +275,7 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
     image, model store, model source and the *names* of the SSM parameters holding secrets."""
     multi = plan.layout.nodes_per_server > 1
     spec = plan.spec
+    host_libs = spec.efa_host_libraries and plan.node_type.has_efa
     return {
         "SGLANG_STACK": plan.stack,
         "SGLANG_ROLE": "server",
@@ -293,7 +288,8 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
         "SGLANG_DIST_INIT_PORT": str(node.servers[0].dist_init_port) if multi else "",
         "SGLANG_IMAGE": runtime.image,
         "SGLANG_ECR_REGISTRY": _ecr_registry(runtime.image),
-        "SGLANG_EFA_HOST_LIBS": "1" if spec.efa_host_libraries and plan.node_type.has_efa else "0",
+        "SGLANG_EFA_HOST_LIBS": "1" if host_libs else "0",
+        "SGLANG_EFA_LD_PATH": EFA_HOST_LD_PATH if host_libs else "",
         "SGLANG_VERSION": flags.SGLANG_VERSION,
         "SGLANG_REGION": plan.region,
         "SGLANG_LOG_GROUP": plan.log_group,

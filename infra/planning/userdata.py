@@ -54,7 +54,9 @@ SERVER_UNITS = (
 )
 ROUTER_SCRIPTS = (*NODE_SCRIPTS, "sglang-router-install", "sglang-router-run", "sglang-router-sync")
 ROUTER_UNITS = ("sglang-node.service", "sglang-router.service", "sglang-router-sync.service")
+ROUTER_ENABLED = ("sglang-router.service", "sglang-router-sync.service")
 CLOUDWATCH_CONFIG = "/etc/sglang/cloudwatch-agent.json"
+LOG_DIR_CMD = ["install", "-d", "-m", "0755", "/var/log/sglang"]
 
 
 class UserDataTooLargeError(ValueError):
@@ -206,12 +208,15 @@ def server_user_data(
     files.append(_write(LIB_PATH, static_file("sglang-lib.sh")))
     files += _static(SERVER_SCRIPTS, "/usr/local/bin", "0755")
     files += _static(SERVER_UNITS, "/etc/systemd/system", "0644")
-    units = ["sglang-node.service", "sglang-model.service"]
-    units += [f"sglang-server@{p.slot}.service" for p in processes]
+    # sglang-node and sglang-model come in through Requires=; ready@ is wanted by its server.
+    units = [f"sglang-server@{p.slot}.service" for p in processes]
     units += [f"sglang-ready@{p.slot}.service" for p in processes if p.is_head]
     doc = {
         "write_files": files,
         "runcmd": [
+            # systemd opens StandardOutput=append: files before ExecStart and creates no
+            # directories, so the log directory must exist before any unit starts.
+            LOG_DIR_CMD,
             ["systemctl", "daemon-reload"],
             ["systemctl", "enable", "--now", "--no-block", *units],
         ],
@@ -241,8 +246,9 @@ def router_user_data(node_env: Mapping[str, str], argv: list[str], cloudwatch: M
         "packages": ["python3-venv", "python3-pip", "curl"],
         "write_files": files,
         "runcmd": [
+            LOG_DIR_CMD,
             ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "--now", "--no-block", *ROUTER_UNITS],
+            ["systemctl", "enable", "--now", "--no-block", *ROUTER_ENABLED],
         ],
     }
     return _check_size("router", mime([("cloud-config", cloud_config(doc))]))

@@ -113,6 +113,11 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("log retention not offered", {"log_retention_days": 10}, "sglang-cluster:log_retention_days"),
     ("unknown image source", {"image_source": "pull"}, "sglang-cluster:image_source"),
+    (
+        "S3 with a SCRATCH_2 store",
+        {"model_s3_uri": "s3://w/m", "fsx_deployment_type": "SCRATCH_2"},
+        "sglang-cluster:model_s3_uri",
+    ),
 ]
 
 

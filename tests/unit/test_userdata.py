@@ -9,7 +9,13 @@ import pytest
 import yaml
 
 from infra.planning.catalog import CATALOG
-from infra.planning.cluster import container_env, plan_cluster, router_boot, server_node_boot
+from infra.planning.cluster import (
+    container_env,
+    plan_cluster,
+    router_boot,
+    server_node_boot,
+    server_node_env,
+)
 from infra.planning.userdata import (
     MAX_USER_DATA_BYTES,
     ServerProcess,
@@ -66,8 +72,11 @@ def test_units_started_without_blocking_and_ready_only_on_rank0() -> None:
     plan = plan_cluster(parse_config(base_config()), "prod")
     for node in plan.layout.nodes:
         doc = _cloud_config(server_node_boot(plan, node, "10.0.1.10").user_data)
+        # systemd opens the units' log files before ExecStart and creates no directory.
+        assert doc["runcmd"][0] == ["install", "-d", "-m", "0755", "/var/log/sglang"]
         enable = doc["runcmd"][-1]
         assert enable[:4] == ["systemctl", "enable", "--now", "--no-block"]
+        assert "sglang-node.service" not in enable  # pulled in by Requires=, not enabled
         assert "sglang-server@0.service" in enable
         assert ("sglang-ready@0.service" in enable) == node.is_head
 
@@ -86,11 +95,22 @@ def test_container_env_efa_rules() -> None:
     p5 = container_env(spec, CATALOG["p5.48xlarge"])
     assert p5["NCCL_NET_PLUGIN"] == "ofi" and p5["FI_EFA_USE_DEVICE_RDMA"] == "1"
     assert p5["NCCL_SOCKET_IFNAME"] == "^docker,lo,veth"
-    assert "/opt/amazon/ofi-nccl/lib" in p5["LD_LIBRARY_PATH"]
+    assert "LD_LIBRARY_PATH" not in p5  # extended at run time, keeping the image's own path
     g6e = container_env(spec, CATALOG["g6e.48xlarge"])
     assert g6e["NCCL_NET_PLUGIN"] == "ofi" and "FI_EFA_USE_DEVICE_RDMA" not in g6e
     dev = container_env(spec, CATALOG["g6e.xlarge"])
     assert "NCCL_NET_PLUGIN" not in dev and "FI_PROVIDER" not in dev
+
+
+def test_host_efa_library_path_in_node_env() -> None:
+    plan = plan_cluster(parse_config(base_config()), "prod")
+    env = server_node_env(plan, plan.layout.nodes[0], "", plan.runtime_for_plan())
+    assert env["SGLANG_EFA_HOST_LIBS"] == "1" and env["SGLANG_EFA_LD_PATH"].startswith(
+        "/opt/amazon/ofi-nccl/lib"
+    )
+    off = plan_cluster(parse_config(base_config(efa_host_libraries=False)), "prod")
+    env = server_node_env(off, off.layout.nodes[0], "", off.runtime_for_plan())
+    assert env["SGLANG_EFA_HOST_LIBS"] == "0" and env["SGLANG_EFA_LD_PATH"] == ""
 
 
 def test_user_env_wins() -> None:
