@@ -116,9 +116,21 @@ def _static(names: tuple[str, ...], directory: str, permissions: str) -> list[di
     return [_write(f"{directory}/{n}", static_file(n), permissions) for n in names]
 
 
+class _BlockDumper(yaml.SafeDumper):
+    """SafeDumper that writes multi-line strings as ``|`` literal blocks (readable files)."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
 def cloud_config(doc: Mapping[str, object]) -> str:
-    """Serialize a cloud-config dict with its ``#cloud-config`` header."""
-    body = yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False, width=1 << 20)
+    """Serialize a cloud-config dict with its ``#cloud-config`` header (PyYAML, safe types)."""
+    body = yaml.dump(dict(doc), Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=1 << 20)
     return "#cloud-config\n" + body
 
 
