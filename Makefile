@@ -9,15 +9,17 @@ FORMAT ?= table
 
 .PHONY: venv plan tools test lint bench clean
 
+# Setup messages go to stderr so `make plan FORMAT=json` prints nothing but JSON on stdout.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+	@echo "setting up $(VENV) (pinned requirements)" >&2
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt >&2
+	@touch $@
 
 venv: $(VENV)/.installed
 
 plan: venv
-	$(PY) -m infra plan $(STACK) --format $(FORMAT)
+	@$(PY) -m infra plan $(STACK) --format $(FORMAT)
 
 tools:
 	bash tools/setup-conformance.sh
