@@ -6,6 +6,7 @@ provider would receive it.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 import pytest
@@ -100,14 +101,15 @@ def test_placement_group_only_with_efa(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_efa_security_group_self_rules(stack: str) -> None:
     r = run(stack)
-    sg_id = "sg-"  # ids are hashed; match by reference to the same group
     ingress = [x.inputs for x in r.of_type(INGRESS) if x.name == "sglang-net-nodes-self-in"]
     egress = [x.inputs for x in r.of_type(EGRESS) if x.name == "sglang-net-nodes-self-out"]
     assert len(ingress) == 1 and len(egress) == 1
     for rule in ingress + egress:
         assert rule["ipProtocol"] == "-1"
         assert rule["referencedSecurityGroupId"] == rule["securityGroupId"]
-        assert rule["securityGroupId"].startswith(sg_id)
+        assert rule["securityGroupId"].startswith("sg-")
+    # Both rules sit on the same group: the nodes' EFA group.
+    assert ingress[0]["securityGroupId"] == egress[0]["securityGroupId"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -179,4 +181,6 @@ def test_outputs(stack: str) -> None:
 def test_default_tags_on_the_provider() -> None:
     r = run("prod-tp16")
     prov = r.of_type("pulumi:providers:aws")[0].inputs
-    assert "defaultTags" in prov
+    assert prov["region"] == "us-east-1"
+    tags = json.loads(prov["defaultTags"])["tags"]
+    assert tags == {"managed-by": "pulumi", "project": "sglang-cluster", "stack": "prod-tp16", "env": "prod"}
