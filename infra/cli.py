@@ -20,10 +20,77 @@ from typing import Any
 from infra.spec import SpecError
 
 EXIT_INVALID = 2
+EXIT_SECRET = 1
+
+
+class SecretInPlanError(Exception):
+    """A secret value would show in plain in the plan (so it reaches AWS unmarked too).
+
+    Attributes:
+        paths: JSON paths where it shows (never the value).
+    """
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(
+            "a secret value shows in plain text at "
+            + ", ".join(paths[:5])
+            + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+            + ": it would reach AWS unmarked; pass it only as a Pulumi secret"
+        )
+        self.paths = paths
+
+
+def resource_entries(run: Any) -> list[dict[str, Any]]:
+    """``resources`` of the plan JSON: type, name, parent, ``depends_on`` and ``inputs``.
+
+    ``depends_on`` lists the logical names the engine makes the resource wait for: its explicit
+    ``depends_on`` and every resource an input came from (a component stands for its
+    children), as in ``RegisterResourceRequest.dependencies``. ``inputs`` are what the
+    provider gets, as ``pulumi preview --diff`` shows them: secrets as ``"[secret]"``;
+    ``userDataBase64`` in a short form with its EC2 size and hash (the text is in
+    ``nodes[].user_data``).
+    """
+    from infra.plangraph import user_data_summary
+
+    out: list[dict[str, Any]] = []
+    for r in run.resources:
+        inputs = dict(r.preview_inputs)
+        ud = inputs.get("userDataBase64")
+        if isinstance(ud, str) and ud not in ("[secret]", "[unknown]"):
+            inputs["userDataBase64"] = user_data_summary(ud)
+        out.append(
+            {
+                "type": r.type,
+                "name": r.name,
+                "parent": r.parent,
+                "depends_on": list(r.depends_on),
+                "inputs": inputs,
+            }
+        )
+    return out
 
 
 def plan_document(run: Any) -> dict[str, Any]:
-    """The documented plan JSON of a :class:`infra.mockrun.ProgramRun`."""
+    """The documented plan JSON of a :class:`infra.mockrun.ProgramRun`.
+
+    Raises:
+        SecretInPlanError: when a secret value (a secret config key's value, or any string the
+            SDK sent marked secret) would show anywhere in the document in plain text.
+    """
+    from infra.plangraph import plain_secret_paths
+    from infra.spec import PROJECT, SECRET_KEYS
+
+    doc = _plan_document(run)
+    secrets = [str(run.config[f"{PROJECT}:{k}"]) for k in SECRET_KEYS if run.config.get(f"{PROJECT}:{k}")]
+    for r in run.resources:
+        secrets += r.secret_values
+    leaks = plain_secret_paths(doc, secrets)
+    if leaks:
+        raise SecretInPlanError(leaks)
+    return doc
+
+
+def _plan_document(run: Any) -> dict[str, Any]:
     from infra.planning.cluster import router_boot, server_node_boot
     from infra.planning.userdata import unpack_b64
 
@@ -90,7 +157,7 @@ def plan_document(run: Any) -> dict[str, Any]:
             },
         },
         "nodes": nodes,
-        "resources": [{"type": r.type, "name": r.name, "parent": r.parent} for r in run.resources],
+        "resources": resource_entries(run),
         "outputs": run.outputs,
         "estimates": {
             "gpus": plan.estimates.gpus,
@@ -164,7 +231,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
-    doc = plan_document(run)
+    try:
+        doc = plan_document(run)
+    except SecretInPlanError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SECRET
     if args.format == "json":
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
