@@ -96,9 +96,7 @@ class ModelStore(pulumi.ComponentResource):
             # InvalidNetworkSettings when they are still being created
             # (https://github.com/aws/aws-parallelcluster/issues/6181). A group made by
             # pulumi-aws has no egress rule until ours exists, so egress is waited for too.
-            opts=pulumi.ResourceOptions(
-                parent=self, custom_timeouts=FSX_TIMEOUTS, depends_on=rules
-            ),
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=FSX_TIMEOUTS, depends_on=rules),
         )
         if s3_uri:
             aws.fsx.DataRepositoryAssociation(
