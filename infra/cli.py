@@ -14,6 +14,7 @@ import argparse
 import base64
 import json
 import sys
+import textwrap
 from collections import Counter
 from typing import Any
 
@@ -167,6 +168,34 @@ def _plan_document(run: Any) -> dict[str, Any]:
     }
 
 
+COMPONENT_PACKAGE = "sglang"
+"""Type-token package of this project's components (``sglang:aws:Network``)."""
+
+
+def deploy_order_lines(resources: list[dict[str, Any]]) -> list[str]:
+    """The short form of the deploy graph for the table: cloud resources by step.
+
+    Step k holds what the engine can start once step k-1 is done; the JSON has each
+    resource's full ``depends_on``. Components (``sglang:*``) are left out: the engine waits
+    for their children, never for them.
+    """
+    from infra.plangraph import deploy_waves
+
+    graph = {r["name"]: r["depends_on"] for r in resources if r["type"].split(":", 1)[0] != COMPONENT_PACKAGE}
+    waves = deploy_waves(graph)
+    lines = [f"Deploy order ({len(waves)} steps; --format json shows each resource's depends_on):"]
+    for i, wave in enumerate(waves, start=1):
+        lines += textwrap.wrap(
+            ", ".join(wave),
+            width=100,
+            initial_indent=f"  {i:2d}. ",
+            subsequent_indent="      ",
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+    return lines
+
+
 def render_table(doc: dict[str, Any]) -> str:
     """A readable summary of a plan document."""
     lay = doc["layout"]
@@ -207,6 +236,8 @@ def render_table(doc: dict[str, Any]) -> str:
     counts = Counter(r["type"] for r in doc["resources"])
     lines.append(f"Resources ({len(doc['resources'])}):")
     lines += [f"  {c:3d} x {t}" for t, c in sorted(counts.items())]
+    lines.append("")
+    lines += deploy_order_lines(doc["resources"])
     lines.append("")
     lines.append("Outputs:")
     for k, v in doc["outputs"].items():

@@ -95,7 +95,7 @@ class RecordedResource:
 
     Attributes:
         inputs: the inputs as the mocks receive them (secrets wrapped, see ``unsecret`` in the
-            tests). custom: a cloud resource (or provider), not a component. depends_on: logical names of the resources the engine makes it wait for
+            tests). id: the fake id the mocks gave it. custom: a cloud resource (or provider), not a component. depends_on: logical names of the resources the engine makes it wait for
             (``RegisterResourceRequest.dependencies``: explicit ``depends_on`` plus every
             resource an input Output came from; a component stands for its children).
         property_dependencies: input property name to the names it came from.
@@ -108,6 +108,7 @@ class RecordedResource:
     name: str
     parent: str
     inputs: dict[str, Any]
+    id: str = ""
     custom: bool = True
     depends_on: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
@@ -136,6 +137,7 @@ class _RecordingMonitor(MockMonitor):
                 request.name,
                 parent,
                 inputs,
+                id=resp.id,
                 custom=bool(request.custom),
                 depends_on=sorted({name_of_urn(u) for u in request.dependencies}),
                 property_dependencies={
