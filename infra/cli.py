@@ -5,7 +5,8 @@
 - ``schema [--write|--check]``: the ``Pulumi.yaml`` generated from the spec model.
 
 Exit codes: 0 success; 2 invalid spec or stack file (one message on stderr naming the key, no
-traceback); 1 when ``schema --check`` finds ``Pulumi.yaml`` out of date.
+traceback); 1 when ``schema --check`` finds ``Pulumi.yaml`` out of date, or when ``plan`` finds a
+secret value in plain text anywhere in the plan (nothing is printed on stdout then).
 """
 
 from __future__ import annotations

@@ -371,3 +371,37 @@ def test_deploy_waves_refuse_a_cycle() -> None:
     assert plangraph.deploy_waves({"a": [], "b": ["a"], "c": ["a", "b"]}) == [["a"], ["b"], ["c"]]
     with pytest.raises(ValueError, match="cycle"):
         plangraph.deploy_waves({"a": ["b"], "b": ["a"]})
+
+
+def test_a_component_dependency_expands_to_its_children() -> None:
+    """What the plan's ``depends_on`` records is what the SDK sends: a resource that depends on
+    a (local) component waits for each of the component's resources, never the component."""
+    import pulumi
+    import pulumi_aws as aws
+
+    from infra.mockrun import PlanMocks, _RecordingMonitor
+
+    mocks = PlanMocks({}, {}, "us-east-1")
+    monitor = _RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="sglang-cluster", stack="graph", preview=False, monitor=monitor)
+
+    class Pair(pulumi.ComponentResource):
+        def __init__(self, name: str) -> None:
+            super().__init__("test:index:Pair", name, None, None)
+            child = pulumi.ResourceOptions(parent=self)
+            self.a = aws.ec2.SecurityGroup(f"{name}-a", opts=child)
+            aws.ec2.SecurityGroup(f"{name}-b", vpc_id=self.a.vpc_id, opts=child)
+            self.register_outputs({})
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        pair = Pair("pair")
+        waiter = aws.ec2.SecurityGroup(
+            "waiter", description=pair.a.id, opts=pulumi.ResourceOptions(depends_on=[pair])
+        )
+        return waiter.urn
+
+    program()
+    (waiter,) = [x for x in monitor.recorded.values() if x.name == "waiter"]
+    assert waiter.depends_on == ["pair-a", "pair-b"]
+    assert waiter.property_dependencies == {"description": ["pair-a"]}
