@@ -219,6 +219,20 @@ def test_instances_wait_for_every_rule_of_their_group(variant: str) -> None:
     assert missing(r, r.named("router"), rules_of_group(r, router_group)) == []
 
 
+@pytest.mark.parametrize("variant", ["prod-tp16", "private-router"])
+def test_new_instance_edges_are_ordering_only(variant: str) -> None:
+    """The route, NAT, endpoint and rule edges carry no input: when one of those is replaced
+    delete-first, the engine replaces a dependent only through a property dependency on it
+    (pulumi ``step_generator.go`` ``calculateDependentReplacements``), so a p5 node is never
+    replaced for them."""
+    r = run(variant)
+    ordering = {x.name for x in r.resources if x.type in (RT, RTA, NAT, IGW, ENDPOINT, INGRESS, EGRESS)}
+    for inst in r.of_type(INSTANCE):
+        via_inputs = {n for names in inst.property_dependencies.values() for n in names}
+        assert ordering & set(inst.depends_on), inst.name
+        assert not ordering & via_inputs, inst.name
+
+
 def test_bring_your_own_vpc_has_no_route_resources() -> None:
     r = run("byo-vpc")
     for t in (RT, RTA, NAT, IGW, ENDPOINT):
