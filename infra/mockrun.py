@@ -95,7 +95,10 @@ class RecordedResource:
 
     Attributes:
         inputs: the inputs as the mocks receive them (secrets wrapped, see ``unsecret`` in the
-            tests). id: the fake id the mocks gave it. custom: a cloud resource (or provider), not a component. depends_on: logical names of the resources the engine makes it wait for
+            tests).
+        id: the fake id the mocks gave it.
+        custom: a cloud resource (or the provider), not a component.
+        depends_on: logical names of the resources the engine makes it wait for
             (``RegisterResourceRequest.dependencies``: explicit ``depends_on`` plus every
             resource an input Output came from; a component stands for its children).
         property_dependencies: input property name to the names it came from.
