@@ -194,6 +194,11 @@ def test_public_router_waits_for_the_public_route_and_internet_gateway(variant: 
     router = r.named("router")
     assert router.type == INSTANCE
     assert missing(r, router, [rta, rt, igw, s3_endpoint(r, rt)]) == []
+    # ... and, as the issue asks of every instance, after the private route, NAT and S3
+    # endpoint too (through rank 0, whose address its user data carries).
+    private_rta, private_rt = route_of_subnet(r, node_subnet_and_group(r)[0])
+    nat = with_id(r, NAT, private_rt.inputs["routes"][0]["natGatewayId"])
+    assert missing(r, router, [private_rta, private_rt, nat, s3_endpoint(r, private_rt)]) == []
 
 
 def test_private_router_waits_for_the_private_route_and_nat() -> None:
