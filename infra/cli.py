@@ -5,7 +5,8 @@
 - ``schema [--write|--check]``: the ``Pulumi.yaml`` generated from the spec model.
 
 Exit codes: 0 success; 2 invalid spec or stack file (one message on stderr naming the key, no
-traceback); 1 when ``schema --check`` finds ``Pulumi.yaml`` out of date.
+traceback); 1 when ``schema --check`` finds ``Pulumi.yaml`` out of date, or when ``plan`` finds a
+secret value in plain text anywhere in the plan (nothing is printed on stdout then).
 """
 
 from __future__ import annotations
@@ -14,16 +15,84 @@ import argparse
 import base64
 import json
 import sys
+import textwrap
 from collections import Counter
 from typing import Any
 
 from infra.spec import SpecError
 
 EXIT_INVALID = 2
+EXIT_SECRET = 1
+
+
+class SecretInPlanError(Exception):
+    """A secret value would show in plain in the plan (so it reaches AWS unmarked too).
+
+    Attributes:
+        paths: JSON paths where it shows (never the value).
+    """
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(
+            "a secret value shows in plain text at "
+            + ", ".join(paths[:5])
+            + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+            + ": it would reach AWS unmarked; pass it only as a Pulumi secret"
+        )
+        self.paths = paths
+
+
+def resource_entries(run: Any) -> list[dict[str, Any]]:
+    """``resources`` of the plan JSON: type, name, parent, ``depends_on`` and ``inputs``.
+
+    ``depends_on`` lists the logical names the engine makes the resource wait for: its explicit
+    ``depends_on`` and every resource an input came from (a component stands for its
+    children), as in ``RegisterResourceRequest.dependencies``. ``inputs`` are what the
+    provider gets, as ``pulumi preview --diff`` shows them: secrets as ``"[secret]"``;
+    ``userDataBase64`` in a short form with its EC2 size and hash (the text is in
+    ``nodes[].user_data``).
+    """
+    from infra.plangraph import user_data_summary
+
+    out: list[dict[str, Any]] = []
+    for r in run.resources:
+        inputs = dict(r.preview_inputs)
+        ud = inputs.get("userDataBase64")
+        if isinstance(ud, str) and ud not in ("[secret]", "[unknown]"):
+            inputs["userDataBase64"] = user_data_summary(ud)
+        out.append(
+            {
+                "type": r.type,
+                "name": r.name,
+                "parent": r.parent,
+                "depends_on": list(r.depends_on),
+                "inputs": inputs,
+            }
+        )
+    return out
 
 
 def plan_document(run: Any) -> dict[str, Any]:
-    """The documented plan JSON of a :class:`infra.mockrun.ProgramRun`."""
+    """The documented plan JSON of a :class:`infra.mockrun.ProgramRun`.
+
+    Raises:
+        SecretInPlanError: when a secret value (a secret config key's value, or any string the
+            SDK sent marked secret) would show anywhere in the document in plain text.
+    """
+    from infra.plangraph import plain_secret_paths
+    from infra.spec import PROJECT, SECRET_KEYS
+
+    doc = _plan_document(run)
+    secrets = [str(run.config[f"{PROJECT}:{k}"]) for k in SECRET_KEYS if run.config.get(f"{PROJECT}:{k}")]
+    for r in run.resources:
+        secrets += r.secret_values
+    leaks = plain_secret_paths(doc, secrets)
+    if leaks:
+        raise SecretInPlanError(leaks)
+    return doc
+
+
+def _plan_document(run: Any) -> dict[str, Any]:
     from infra.planning.cluster import router_boot, server_node_boot
     from infra.planning.userdata import unpack_b64
 
@@ -90,7 +159,7 @@ def plan_document(run: Any) -> dict[str, Any]:
             },
         },
         "nodes": nodes,
-        "resources": [{"type": r.type, "name": r.name, "parent": r.parent} for r in run.resources],
+        "resources": resource_entries(run),
         "outputs": run.outputs,
         "estimates": {
             "gpus": plan.estimates.gpus,
@@ -98,6 +167,34 @@ def plan_document(run: Any) -> dict[str, Any]:
             "price_source": plan.estimates.price_source,
         },
     }
+
+
+COMPONENT_PACKAGE = "sglang"
+"""Type-token package of this project's components (``sglang:aws:Network``)."""
+
+
+def deploy_order_lines(resources: list[dict[str, Any]]) -> list[str]:
+    """The short form of the deploy graph for the table: cloud resources by step.
+
+    Step k holds what the engine can start once step k-1 is done; the JSON has each
+    resource's full ``depends_on``. Components (``sglang:*``) are left out: the engine waits
+    for their children, never for them.
+    """
+    from infra.plangraph import deploy_waves
+
+    graph = {r["name"]: r["depends_on"] for r in resources if r["type"].split(":", 1)[0] != COMPONENT_PACKAGE}
+    waves = deploy_waves(graph)
+    lines = [f"Deploy order ({len(waves)} steps; --format json shows each resource's depends_on):"]
+    for i, wave in enumerate(waves, start=1):
+        lines += textwrap.wrap(
+            ", ".join(wave),
+            width=100,
+            initial_indent=f"  {i:2d}. ",
+            subsequent_indent="      ",
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+    return lines
 
 
 def render_table(doc: dict[str, Any]) -> str:
@@ -141,6 +238,8 @@ def render_table(doc: dict[str, Any]) -> str:
     lines.append(f"Resources ({len(doc['resources'])}):")
     lines += [f"  {c:3d} x {t}" for t, c in sorted(counts.items())]
     lines.append("")
+    lines += deploy_order_lines(doc["resources"])
+    lines.append("")
     lines.append("Outputs:")
     for k, v in doc["outputs"].items():
         if isinstance(v, dict):
@@ -164,7 +263,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
-    doc = plan_document(run)
+    try:
+        doc = plan_document(run)
+    except SecretInPlanError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SECRET
     if args.format == "json":
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")

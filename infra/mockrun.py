@@ -19,6 +19,7 @@ import pulumi
 import yaml
 from pulumi.runtime.mocks import MockMonitor, MockResourceArgs, Mocks
 
+from infra.plangraph import name_of_urn, preview_inputs
 from infra.spec import PROJECT
 
 STACKS_DIR = Path(__file__).resolve().parents[1] / "stacks"
@@ -90,12 +91,32 @@ def load_stack_config(path: Path) -> dict[str, str]:
 
 @dataclass
 class RecordedResource:
-    """A resource the program registered: type token, logical name, parent's name, inputs."""
+    """A resource the program registered: type token, logical name, parent's name, inputs.
+
+    Attributes:
+        inputs: the inputs as the mocks receive them (secrets wrapped, see ``unsecret`` in the
+            tests).
+        id: the fake id the mocks gave it.
+        custom: a cloud resource (or the provider), not a component.
+        depends_on: logical names of the resources the engine makes it wait for
+            (``RegisterResourceRequest.dependencies``: explicit ``depends_on`` plus every
+            resource an input Output came from; a component stands for its children).
+        property_dependencies: input property name to the names it came from.
+        preview_inputs: the inputs as ``pulumi preview --diff`` shows them, secrets as
+            ``"[secret]"`` (:func:`infra.plangraph.preview_inputs`).
+        secret_values: strings the SDK sent marked secret (never shown; searched for).
+    """
 
     type: str
     name: str
     parent: str
     inputs: dict[str, Any]
+    id: str = ""
+    custom: bool = True
+    depends_on: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    preview_inputs: dict[str, Any] = field(default_factory=dict)
+    secret_values: list[str] = field(default_factory=list)
 
 
 class _RecordingMonitor(MockMonitor):
@@ -113,7 +134,22 @@ class _RecordingMonitor(MockMonitor):
             self._names[resp.urn] = request.name
             inputs = self.plan_mocks.inputs.get((request.type, request.name), {})
             parent = self._names.get(request.parent, "")
-            self.recorded[resp.urn] = RecordedResource(request.type, request.name, parent, inputs)
+            shown, secret_values = preview_inputs(request.object)
+            self.recorded[resp.urn] = RecordedResource(
+                request.type,
+                request.name,
+                parent,
+                inputs,
+                id=resp.id,
+                custom=bool(request.custom),
+                depends_on=sorted({name_of_urn(u) for u in request.dependencies}),
+                property_dependencies={
+                    k: sorted({name_of_urn(u) for u in v.urns})
+                    for k, v in sorted(request.propertyDependencies.items())
+                },
+                preview_inputs=shown,
+                secret_values=secret_values,
+            )
         return resp
 
 

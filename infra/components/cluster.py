@@ -53,7 +53,7 @@ class SglangCluster(pulumi.ComponentResource):
             net.node_sg_id,
             identity.instance_profile_arn,
             runtime,
-            depends_on=identity.ready,
+            depends_on=[*identity.ready, *net.ready],
             opts=child,
         )
         router = Router(
@@ -63,7 +63,7 @@ class SglangCluster(pulumi.ComponentResource):
             net.router_subnet_id,
             net.router_sg_id,
             identity.instance_profile_arn,
-            depends_on=identity.ready,
+            depends_on=[*identity.ready, *net.router_ready],
             opts=child,
         )
         self.outputs = self._outputs(plan, net, fleet, router, image, identity, store)

@@ -50,9 +50,11 @@ class ModelStore(pulumi.ComponentResource):
             description="FSx for Lustre model store: Lustre ports from the nodes and itself",
             opts=child,
         )
+        # Every rule below exists before CreateFileSystem (see ``rules``).
+        rules: list[pulumi.Resource] = []
         for lo, hi in LUSTRE_PORTS:
             for source, what in ((client_sg_id, "nodes"), (sg.id, "self")):
-                tcp_from_group(
+                rule = tcp_from_group(
                     f"{name}-lustre-{lo}-{what}",
                     sg.id,
                     source,
@@ -60,7 +62,8 @@ class ModelStore(pulumi.ComponentResource):
                     f"Lustre {lo}-{hi} from the {what}",
                     child,
                 )
-            tcp_from_group(
+                rules.append(rule)
+            callback = tcp_from_group(
                 f"{name}-lustre-{lo}-to-nodes",
                 client_sg_id,
                 sg.id,
@@ -68,7 +71,10 @@ class ModelStore(pulumi.ComponentResource):
                 f"Lustre {lo}-{hi} from the file system (callbacks)",
                 child,
             )
-        egress_anywhere(f"{name}-out", sg.id, "Replies to clients and S3 data repository traffic", child)
+            rules.append(callback)
+        rules.append(
+            egress_anywhere(f"{name}-out", sg.id, "Replies to clients and S3 data repository traffic", child)
+        )
 
         scratch = spec.fsx_deployment_type == "SCRATCH_2"
         s3_uri = spec.model_s3_uri
@@ -86,7 +92,11 @@ class ModelStore(pulumi.ComponentResource):
             automatic_backup_retention_days=None if scratch else 0,
             skip_final_backup=True,
             tags={"Name": f"{plan.stack}-sglang-models"},
-            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=FSX_TIMEOUTS),
+            # FSx checks the groups' rules at CreateFileSystem and fails with
+            # InvalidNetworkSettings when they are still being created
+            # (https://github.com/aws/aws-parallelcluster/issues/6181). A group made by
+            # pulumi-aws has no egress rule until ours exists, so egress is waited for too.
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=FSX_TIMEOUTS, depends_on=rules),
         )
         if s3_uri:
             aws.fsx.DataRepositoryAssociation(

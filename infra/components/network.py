@@ -37,6 +37,12 @@ class Network(pulumi.ComponentResource):
     Attributes:
         vpc_id: VPC id. node_subnet_id: subnet of the GPU nodes. router_subnet_id: subnet of
         the router. node_sg_id: EFA security group of the GPU nodes. router_sg_id: router's.
+        ready: what GPU instances must wait for: the private route table, its association, the
+        NAT gateway and the S3 endpoint (created VPC only) and the nodes' security-group rules
+        (EFA self rules in and out, egress, server ports from the router).
+        router_ready: the same for the router: the route of its subnet (public route table,
+        association and internet gateway when it is public, else the private route), the S3
+        endpoint and the router group's rules.
     """
 
     def __init__(
@@ -45,6 +51,10 @@ class Network(pulumi.ComponentResource):
         super().__init__("sglang:aws:Network", name, None, opts)
         spec = plan.spec
         child = pulumi.ResourceOptions(parent=self)
+        # What instances wait for (routes, NAT, S3 endpoint, security-group rules), so a node
+        # never boots into a subnet without a way out or a group without its rules.
+        self.ready: list[pulumi.Resource] = []
+        self.router_ready: list[pulumi.Resource] = []
 
         if spec.creates_vpc:
             public_cidr, private_cidr = subnet_cidrs(spec.vpc_cidr)
@@ -92,13 +102,13 @@ class Network(pulumi.ComponentResource):
                 routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
+            public_rta = aws.ec2.RouteTableAssociation(
                 f"{name}-public-rta", subnet_id=public.id, route_table_id=public_rt.id, opts=child
             )
-            aws.ec2.RouteTableAssociation(
+            private_rta = aws.ec2.RouteTableAssociation(
                 f"{name}-private-rta", subnet_id=private.id, route_table_id=private_rt.id, opts=child
             )
-            aws.ec2.VpcEndpoint(
+            s3_endpoint = aws.ec2.VpcEndpoint(
                 f"{name}-s3",
                 vpc_id=vpc.id,
                 service_name=f"com.amazonaws.{region}.s3",
@@ -106,6 +116,12 @@ class Network(pulumi.ComponentResource):
                 route_table_ids=[public_rt.id, private_rt.id],
                 opts=child,
             )
+            # Boot needs a way out: image pulls, apt and the Hugging Face hub go through the
+            # NAT gateway (private) or the internet gateway (public), S3 through the endpoint.
+            private_route: list[pulumi.Resource] = [private_rt, private_rta, nat, s3_endpoint]
+            public_route: list[pulumi.Resource] = [public_rt, public_rta, igw, s3_endpoint]
+            self.ready.extend(private_route)
+            self.router_ready.extend(public_route if spec.router_public_ip else private_route)
             self.vpc_id: pulumi.Output[str] = vpc.id
             self.node_subnet_id: pulumi.Output[str] = private.id
             self.router_subnet_id: pulumi.Output[str] = public.id if spec.router_public_ip else private.id
@@ -120,7 +136,7 @@ class Network(pulumi.ComponentResource):
             description="SGLang GPU nodes: all traffic between members (EFA, NCCL, dist-init)",
             opts=child,
         )
-        aws.vpc.SecurityGroupIngressRule(
+        nodes_self_in = aws.vpc.SecurityGroupIngressRule(
             f"{name}-nodes-self-in",
             security_group_id=nodes_sg.id,
             referenced_security_group_id=nodes_sg.id,
@@ -128,7 +144,7 @@ class Network(pulumi.ComponentResource):
             description="EFA: all traffic from members of this group",
             opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
+        nodes_self_out = aws.vpc.SecurityGroupEgressRule(
             f"{name}-nodes-self-out",
             security_group_id=nodes_sg.id,
             referenced_security_group_id=nodes_sg.id,
@@ -136,7 +152,7 @@ class Network(pulumi.ComponentResource):
             description="EFA: all traffic to members of this group (NCCL hangs without it)",
             opts=child,
         )
-        egress_anywhere(
+        nodes_out = egress_anywhere(
             f"{name}-nodes-out",
             nodes_sg.id,
             "Image pulls and model downloads through the NAT gateway",
@@ -152,7 +168,7 @@ class Network(pulumi.ComponentResource):
         for cidr in spec.client_cidrs:
             family = "cidr_ipv6" if ipaddress.ip_network(cidr).version == 6 else "cidr_ipv4"
             for port, what in ((spec.router_port, "router"), (spec.router_prometheus_port, "metrics")):
-                aws.vpc.SecurityGroupIngressRule(
+                router_in = aws.vpc.SecurityGroupIngressRule(
                     f"{name}-router-{what}-in-{_slug(cidr)}",
                     security_group_id=router_sg.id,
                     ip_protocol="tcp",
@@ -162,14 +178,15 @@ class Network(pulumi.ComponentResource):
                     opts=child,
                     **{family: cidr},
                 )
-        egress_anywhere(
+                self.router_ready.append(router_in)
+        router_out = egress_anywhere(
             f"{name}-router-out",
             router_sg.id,
             "Workers, package installs and the CloudWatch agent download",
             child,
         )
         last_port = spec.server_port + (plan.layout.servers_per_node - 1) * SERVER_PORT_STRIDE
-        tcp_from_group(
+        nodes_from_router = tcp_from_group(
             f"{name}-nodes-from-router",
             nodes_sg.id,
             router_sg.id,
@@ -177,6 +194,9 @@ class Network(pulumi.ComponentResource):
             "SGLang server ports from the router",
             child,
         )
+        # EFA self rules in AND out (NCCL hangs without egress), before any node boots.
+        self.ready.extend([nodes_self_in, nodes_self_out, nodes_out, nodes_from_router])
+        self.router_ready.append(router_out)
         self.node_sg_id: pulumi.Output[str] = nodes_sg.id
         self.router_sg_id: pulumi.Output[str] = router_sg.id
         self.register_outputs(
