@@ -195,7 +195,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m infra", description=(__doc__ or "").partition("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plan", help="show what `pulumi up` would build, offline")
     p.add_argument("stack", help="stack name (stacks/Pulumi.<name>.yaml) or a stack file path")
