@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from typing import Any
 
+from infra.planning.capacity import CapacityPlan
 from infra.spec import SpecError
 
 EXIT_INVALID = 2
@@ -96,7 +97,22 @@ def plan_document(run: Any) -> dict[str, Any]:
             "gpus": plan.estimates.gpus,
             "hourly_cost_usd": plan.estimates.hourly_cost_usd,
             "price_source": plan.estimates.price_source,
+            "capacity": _capacity_document(plan.capacity),
         },
+    }
+
+
+def _capacity_document(cap: CapacityPlan) -> dict[str, Any]:
+    """``estimates.capacity`` of the plan JSON."""
+    return {
+        "kind": cap.kind,
+        "reservation_id": cap.reservation_id or None,
+        "market_type": cap.market_type or None,
+        "placement_group": cap.placement,
+        "placement_group_name": cap.placement_group_name or None,
+        "gpu_node_hourly_usd": cap.gpu_node_hourly_usd,
+        "gpu_node_price_source": cap.price_source,
+        "billing": cap.billing,
     }
 
 
@@ -149,7 +165,13 @@ def render_table(doc: dict[str, Any]) -> str:
         else:
             lines.append(f"  {k}: {v}")
     lines.append("")
-    lines.append(f"Estimate: {est['gpus']} GPUs, {cost} on demand ({est['price_source']})")
+    cap = est["capacity"]
+    if cap["kind"] == "capacity-block":
+        rate = f"GPU nodes at the Capacity Block rate ({cap['gpu_node_price_source']}), router on demand"
+    else:
+        rate = f"on demand ({est['price_source']})"
+    lines.append(f"Estimate: {est['gpus']} GPUs, {cost} {rate}")
+    lines.append(f"Capacity: {cap['billing']}")
     return "\n".join(lines)
 
 
