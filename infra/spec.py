@@ -203,8 +203,9 @@ class StackSpec(BaseModel):
     )
     capacity_block: bool = Field(
         False,
-        description="capacity_reservation_id is a Capacity Block for ML: launch with the "
-        "capacity-block market type and no placement group (the block places nodes together).",
+        description="capacity_reservation_id is a Capacity Block for ML (required for a block: EC2 "
+        "refuses a block launch without it): launch with the capacity-block market type and no "
+        "placement group (the block places nodes together).",
     )
     capacity_reservation_az: str = Field(
         "",
