@@ -166,11 +166,12 @@ def render_table(doc: dict[str, Any]) -> str:
             lines.append(f"  {k}: {v}")
     lines.append("")
     cap = est["capacity"]
-    if cap["kind"] == "capacity-block":
-        rate = f"GPU nodes at the Capacity Block rate ({cap['gpu_node_price_source']}), router on demand"
-    else:
-        rate = f"on demand ({est['price_source']})"
-    lines.append(f"Estimate: {est['gpus']} GPUs, {cost} {rate}")
+    how = {
+        "on-demand": "on demand",
+        "odcr": "in an On-Demand Capacity Reservation (on-demand rate)",
+        "capacity-block": "in a Capacity Block (its effective rate; router on demand)",
+    }[cap["kind"]]
+    lines.append(f"Estimate: {est['gpus']} GPUs, {cost} {how} ({est['price_source']})")
     lines.append(f"Capacity: {cap['billing']}")
     return "\n".join(lines)
 

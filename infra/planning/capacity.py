@@ -22,9 +22,11 @@ back to another AZ. Two ways to hold capacity, both targeted through the launch 
   ParallelCluster refuses a placement group together with a Capacity Block (validator since 3.10):
   with a block the stack uses no placement group at all.
 
-A targeted launch never falls back to on-demand capacity, so ``CapacityReservationPreference`` is
-left unset: pulumi-aws 7.x says to omit it (or set ``capacity-reservations-only``) when a target is
-given (``LaunchTemplateCapacityReservationSpecificationArgs``).
+A targeted launch never falls back to on-demand capacity (it fails when the reservation is full,
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/capacity-reservations-launch.html), so
+``CapacityReservationPreference`` is left unset: pulumi-aws 7.x says to omit it (or set
+``capacity-reservations-only``) when a target is given
+(``LaunchTemplateCapacityReservationSpecificationArgs``).
 
 What needs the live account (the reservation exists, is ``active``/``scheduled``, its instance
 type, AZ, size and placement group) is not checked here: the spec cannot look a reservation up

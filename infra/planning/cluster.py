@@ -89,7 +89,8 @@ class Estimates:
         hourly_cost_usd: USD/hour of every node (router included) at the GPU nodes' capacity
             rate (on-demand, or a Capacity Block's effective rate), ``None`` when a price is
             unknown.
-        price_source: where the on-demand prices come from, with its date.
+        price_source: where the prices come from, with their dates (the GPU nodes' and the
+            router's when they differ, as with a Capacity Block).
         capacity: where the GPU nodes' capacity comes from and how it bills.
     """
 
@@ -251,6 +252,8 @@ def _estimates(spec: StackSpec, layout: Layout) -> Estimates:
     cost = None
     if gpu_price is not None and router_price is not None:
         cost = round(len(layout.nodes) * gpu_price + router_price, 2)
+    if capacity.price_source != source:
+        source = f"GPU nodes: {capacity.price_source}; router: {source}"
     return Estimates(layout.total_gpus, cost, source, capacity)
 
 

@@ -238,7 +238,9 @@ def test_plan_json_and_table_show_the_capacity(tmp_path: Path, capsys: pytest.Ca
     assert est["hourly_cost_usd"] == round(2 * 39.33 + ROUTER_USD, 2)
     assert main(["plan", str(path)]) == 0
     table = capsys.readouterr().out
-    assert "Capacity Block rate" in table and f"Capacity: Capacity Block {CR}" in table
+    assert "in a Capacity Block (its effective rate; router on demand)" in table
+    assert f"Capacity: Capacity Block {CR}" in table
+    assert est["price_source"].startswith("GPU nodes: EC2 Capacity Blocks for ML pricing")
 
 
 def test_plan_json_on_demand_capacity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
