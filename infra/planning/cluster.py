@@ -420,7 +420,7 @@ def plan_cluster(
         The :class:`ClusterPlan`.
 
     Raises:
-        SpecError: any layout, memory, disk or user-data-size problem, naming the key.
+        SpecError: any layout, capacity, memory, disk or user-data-size problem, naming the key.
     """
     layout = plan_layout(spec)
     check_capacity(spec, region)
