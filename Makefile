@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STACK ?= prod-tp16
 FORMAT ?= table
 
-.PHONY: venv plan tools test lint bench clean
+.PHONY: venv plan tools test lint typecheck bench clean
 
 # Setup messages go to stderr so `make plan FORMAT=json` prints nothing but JSON on stdout.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -31,6 +31,12 @@ test: venv tools
 lint: venv
 	$(PY) -m ruff check infra tests tools benchmarks
 	$(PY) -m ruff format --check infra tests tools benchmarks
+	@$(MAKE) --no-print-directory typecheck
+
+# pyright from PyPI: the wheel bundles pyright's JavaScript and the [nodejs] extra brings Node.js,
+# so nothing is fetched at run time; IGNORE_WARNINGS skips its "newer version?" query to PyPI.
+typecheck: venv
+	PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(PY) -m pyright
 
 bench: venv
 	$(PY) benchmarks/plan_scale.py

@@ -62,7 +62,7 @@ def measure_one(nodes: int) -> dict[str, float | int]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     ap.add_argument("--one", type=int, help="measure one size in this process (JSON out)")
     ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     args = ap.parse_args()

@@ -19,6 +19,7 @@ import textwrap
 from collections import Counter
 from typing import Any
 
+from infra.planning.capacity import CapacityPlan
 from infra.spec import SpecError
 
 EXIT_INVALID = 2
@@ -165,6 +166,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "gpus": plan.estimates.gpus,
             "hourly_cost_usd": plan.estimates.hourly_cost_usd,
             "price_source": plan.estimates.price_source,
+            "capacity": _capacity_document(plan.capacity),
         },
     }
 
@@ -195,6 +197,20 @@ def deploy_order_lines(resources: list[dict[str, Any]]) -> list[str]:
             break_long_words=False,
         )
     return lines
+
+
+def _capacity_document(cap: CapacityPlan) -> dict[str, Any]:
+    """``estimates.capacity`` of the plan JSON."""
+    return {
+        "kind": cap.kind,
+        "reservation_id": cap.reservation_id or None,
+        "market_type": cap.market_type or None,
+        "placement_group": cap.placement,
+        "placement_group_name": cap.placement_group_name or None,
+        "gpu_node_hourly_usd": cap.gpu_node_hourly_usd,
+        "gpu_node_price_source": cap.price_source,
+        "billing": cap.billing,
+    }
 
 
 def render_table(doc: dict[str, Any]) -> str:
@@ -248,7 +264,14 @@ def render_table(doc: dict[str, Any]) -> str:
         else:
             lines.append(f"  {k}: {v}")
     lines.append("")
-    lines.append(f"Estimate: {est['gpus']} GPUs, {cost} on demand ({est['price_source']})")
+    cap = est["capacity"]
+    how = {
+        "on-demand": "on demand",
+        "odcr": "in an On-Demand Capacity Reservation (on-demand rate)",
+        "capacity-block": "in a Capacity Block (its effective rate; router on demand)",
+    }[cap["kind"]]
+    lines.append(f"Estimate: {est['gpus']} GPUs, {cost} {how} ({est['price_source']})")
+    lines.append(f"Capacity: {cap['billing']}")
     return "\n".join(lines)
 
 
@@ -298,7 +321,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m infra", description=(__doc__ or "").partition("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plan", help="show what `pulumi up` would build, offline")
     p.add_argument("stack", help="stack name (stacks/Pulumi.<name>.yaml) or a stack file path")

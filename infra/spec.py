@@ -195,6 +195,29 @@ class StackSpec(BaseModel):
         description="Root gp3 volume size in GiB; 0 = sized for the image and the model cache.",
     )
 
+    # --- capacity (rules in infra/planning/capacity.py) ---
+    capacity_reservation_id: str = Field(
+        "",
+        description="Capacity Reservation the GPU nodes launch into: an On-Demand Capacity "
+        "Reservation or a Capacity Block id (cr- and 17 hex digits); empty = on demand.",
+    )
+    capacity_block: bool = Field(
+        False,
+        description="capacity_reservation_id is a Capacity Block for ML (required for a block: EC2 "
+        "refuses a block launch without it): launch with the capacity-block market type and no "
+        "placement group (the block places nodes together).",
+    )
+    capacity_reservation_az: str = Field(
+        "",
+        description="AZ of the reservation, as EC2 shows it; when set it must equal "
+        "availability_zone. Empty = not checked offline.",
+    )
+    placement_group_name: str = Field(
+        "",
+        description="Existing cluster placement group to launch the GPU nodes into (the one an "
+        "On-Demand Capacity Reservation was created in); empty = the stack creates one for EFA types.",
+    )
+
     # --- network ---
     availability_zone: str = Field(
         "",
@@ -369,11 +392,26 @@ class StackSpec(BaseModel):
             raise ValueError(f"unknown instance type; allowed: {allowed}")
         return v
 
-    @field_validator("availability_zone")
+    @field_validator("availability_zone", "capacity_reservation_az")
     @classmethod
     def _az(cls, v: str) -> str:
         if v and not _AZ.match(v):
             raise ValueError("must look like us-east-1a")
+        return v
+
+    @field_validator("capacity_reservation_id")
+    @classmethod
+    def _capacity_reservation_id(cls, v: str) -> str:
+        if v and not re.fullmatch(r"cr-[0-9a-f]{17}", v):
+            raise ValueError("must be cr- followed by 17 lowercase hex digits (cr-0123456789abcdef0)")
+        return v
+
+    @field_validator("placement_group_name")
+    @classmethod
+    def _placement_group_name(cls, v: str) -> str:
+        # CreatePlacementGroup: "Up to 255 ASCII characters".
+        if v and not re.fullmatch(r"[ -~]{1,255}", v):
+            raise ValueError("must be 1 to 255 printable ASCII characters (an existing placement group)")
         return v
 
     @field_validator("vpc_cidr")

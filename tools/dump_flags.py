@@ -18,7 +18,8 @@ import sys
 
 def server_option_strings() -> list[str]:
     """Every ``--flag`` of ``sglang.launch_server`` (its own ``ServerArgs.add_cli_args``)."""
-    from sglang.srt.server_args import ServerArgs
+    # Installed in .tools/sglang-venv only (tools/setup-conformance.sh), not in .venv.
+    from sglang.srt.server_args import ServerArgs  # pyright: ignore[reportMissingImports]
 
     parser = argparse.ArgumentParser(allow_abbrev=False)
     ServerArgs.add_cli_args(parser)
@@ -27,7 +28,8 @@ def server_option_strings() -> list[str]:
 
 def router_option_strings() -> list[str]:
     """Every ``--flag`` of ``sglang_router.launch_router`` (its own ``RouterArgs.add_cli_args``)."""
-    from sglang_router.router_args import RouterArgs
+    # Installed in .tools/router-venv only (tools/setup-conformance.sh), not in .venv.
+    from sglang_router.router_args import RouterArgs  # pyright: ignore[reportMissingImports]
 
     parser = argparse.ArgumentParser(allow_abbrev=False)
     RouterArgs.add_cli_args(parser, use_router_prefix=False)

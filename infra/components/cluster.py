@@ -121,4 +121,5 @@ class SglangCluster(pulumi.ComponentResource):
             "total_gpus": plan.estimates.gpus,
             "hourly_cost_usd": plan.estimates.hourly_cost_usd,
             "price_source": plan.estimates.price_source,
+            "capacity": {"kind": plan.capacity.kind, "reservation_id": plan.capacity.reservation_id or None},
         }

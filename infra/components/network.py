@@ -166,7 +166,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         for cidr in spec.client_cidrs:
-            family = "cidr_ipv6" if ipaddress.ip_network(cidr).version == 6 else "cidr_ipv4"
+            v6 = ipaddress.ip_network(cidr).version == 6
             for port, what in ((spec.router_port, "router"), (spec.router_prometheus_port, "metrics")):
                 router_in = aws.vpc.SecurityGroupIngressRule(
                     f"{name}-router-{what}-in-{_slug(cidr)}",
@@ -175,8 +175,9 @@ class Network(pulumi.ComponentResource):
                     from_port=port,
                     to_port=port,
                     description=f"SGLang {what} port from a client CIDR",
+                    cidr_ipv4=None if v6 else cidr,
+                    cidr_ipv6=cidr if v6 else None,
                     opts=child,
-                    **{family: cidr},
                 )
                 self.router_ready.append(router_in)
         router_out = egress_anywhere(

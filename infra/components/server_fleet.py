@@ -5,6 +5,9 @@ security group on every interface (a template with ``network_interfaces`` cannot
 security groups, https://docs.aws.amazon.com/pcs/latest/userguide/working-with_launch-templates_efa.html)
 and all interfaces in one subnet. Instances are named by group and rank; ranks >= 1 receive
 their rank 0's private IP through an Output, so their user data waits for rank 0 to exist.
+
+Capacity (:mod:`infra.planning.capacity`): with a reservation the template targets its ``cr-``
+id, and a Capacity Block adds the ``capacity-block`` market type and drops the placement group.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.capacity import market_options, reservation_target
 from infra.components.launch import imdsv2, root_volume
 from infra.planning.cluster import ClusterPlan, Runtime, server_node_boot
 from infra.planning.userdata import pack_b64
@@ -23,7 +27,8 @@ class ServerFleet(pulumi.ComponentResource):
     Attributes:
         instances: ``{node name: Instance}``.
         head_ips: ``{group: Output of the rank-0 private IP}``.
-        placement_group: the placement group name, or ``None`` without EFA.
+        placement_group: the placement group name (created or ``placement_group_name``), or
+            ``None`` without one (no EFA, or a Capacity Block).
     """
 
     def __init__(
@@ -43,6 +48,8 @@ class ServerFleet(pulumi.ComponentResource):
         pg = None
         if plan.uses_placement_group:
             pg = aws.ec2.PlacementGroup(f"{name}-pg", strategy="cluster", opts=child)
+        cap = plan.capacity
+        placement_name: pulumi.Input[str] | None = pg.name if pg else (cap.placement_group_name or None)
 
         interfaces = [
             aws.ec2.LaunchTemplateNetworkInterfaceArgs(
@@ -62,7 +69,12 @@ class ServerFleet(pulumi.ComponentResource):
             image_id=plan.image_id,
             instance_type=plan.node_type.name,
             network_interfaces=interfaces,
-            placement=aws.ec2.LaunchTemplatePlacementArgs(group_name=pg.name) if pg else None,
+            placement=(
+                aws.ec2.LaunchTemplatePlacementArgs(group_name=placement_name) if placement_name else None
+            ),
+            # A targeted launch never falls back to on-demand capacity.
+            capacity_reservation_specification=reservation_target(cap),
+            instance_market_options=market_options(cap),
             metadata_options=imdsv2(),
             iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=instance_profile_arn),
             block_device_mappings=[root_volume(plan.root_volume_gib)],
@@ -92,7 +104,11 @@ class ServerFleet(pulumi.ComponentResource):
                     "sglang:node-rank": str(node.rank),
                 },
                 # Replace in place: creating first would need twice the p5 capacity in one
-                # cluster placement group and bill both sets meanwhile.
+                # cluster placement group and bill both sets meanwhile. With a reservation the
+                # old node's slot returns to it once the node is terminated (which the delete
+                # waits for; a Capacity Block takes minutes to clean up,
+                # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/capacity-blocks-launch.html),
+                # and no other account can take it in between.
                 opts=pulumi.ResourceOptions(
                     parent=self, delete_before_replace=True, depends_on=depends_on or []
                 ),
@@ -100,5 +116,5 @@ class ServerFleet(pulumi.ComponentResource):
             self.instances[node.name] = inst
             if node.is_head:
                 self.head_ips[node.group] = inst.private_ip
-        self.placement_group = pg.name if pg else None
+        self.placement_group = placement_name
         self.register_outputs({"instance_ids": {k: v.id for k, v in self.instances.items()}})

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from infra.planning import argv as argvs
 from infra.planning import flags
+from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
 from infra.planning.layout import Layout, NodePlan, plan_layout
@@ -85,14 +86,18 @@ class Estimates:
 
     Attributes:
         gpus: GPUs of all GPU nodes.
-        hourly_cost_usd: on-demand USD/hour of every node (router included), ``None`` when a
-            type has no known price.
-        price_source: where the prices come from, with its date.
+        hourly_cost_usd: USD/hour of every node (router included) at the GPU nodes' capacity
+            rate (on-demand, or a Capacity Block's effective rate), ``None`` when a price is
+            unknown.
+        price_source: where the prices come from, with their dates (the GPU nodes' and the
+            router's when they differ, as with a Capacity Block).
+        capacity: where the GPU nodes' capacity comes from and how it bills.
     """
 
     gpus: int
     hourly_cost_usd: float | None
     price_source: str
+    capacity: CapacityPlan
 
 
 @dataclass(frozen=True)
@@ -170,9 +175,15 @@ class ClusterPlan:
         return efa_count(self.interfaces)
 
     @property
+    def capacity(self) -> CapacityPlan:
+        """On demand, ODCR or Capacity Block: the launch-template settings and billing."""
+        return self.estimates.capacity
+
+    @property
     def uses_placement_group(self) -> bool:
-        """A ``cluster`` placement group is created for EFA types."""
-        return self.node_type.has_efa
+        """A ``cluster`` placement group is created: for EFA types, unless the GPU nodes use a
+        Capacity Block or an existing ``placement_group_name``."""
+        return self.capacity.placement == "created"
 
     @property
     def image_id(self) -> str:
@@ -234,12 +245,16 @@ def root_volume_gib(spec: StackSpec, total_weights_gib: float) -> int:
 
 
 def _estimates(spec: StackSpec, layout: Layout) -> Estimates:
-    gpu_price = spec.node_type.hourly_usd
+    source = f"{PRICE_SOURCE} [{PRICE_DATE}]"
+    capacity = plan_capacity(spec, spec.node_type.hourly_usd, source)
+    gpu_price = capacity.gpu_node_hourly_usd
     router_price = spec.router_type.hourly_usd
     cost = None
     if gpu_price is not None and router_price is not None:
         cost = round(len(layout.nodes) * gpu_price + router_price, 2)
-    return Estimates(layout.total_gpus, cost, f"{PRICE_SOURCE} [{PRICE_DATE}]")
+    if capacity.price_source != source:
+        source = f"GPU nodes: {capacity.price_source}; router: {source}"
+    return Estimates(layout.total_gpus, cost, source, capacity)
 
 
 def cloudwatch_config(log_group: str, node_name: str, files: list[str]) -> dict[str, object]:
@@ -405,9 +420,10 @@ def plan_cluster(
         The :class:`ClusterPlan`.
 
     Raises:
-        SpecError: any layout, memory, disk or user-data-size problem, naming the key.
+        SpecError: any layout, capacity, memory, disk or user-data-size problem, naming the key.
     """
     layout = plan_layout(spec)
+    check_capacity(spec, region)
     node_type = spec.node_type
     unknown = secrets - set(SECRET_KEYS)
     if unknown:

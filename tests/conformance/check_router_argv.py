@@ -8,8 +8,10 @@ stdout: JSON list of ``{"ok": bool, "error": str, "args": {...}}``: the launcher
 import argparse
 
 from exact_argv import check_all
-from sglang_router.launch_router import parse_router_args
-from sglang_router.router_args import RouterArgs
+
+# Installed in .tools/router-venv only (tools/setup-conformance.sh), not in .venv.
+from sglang_router.launch_router import parse_router_args  # pyright: ignore[reportMissingImports]
+from sglang_router.router_args import RouterArgs  # pyright: ignore[reportMissingImports]
 
 exact = argparse.ArgumentParser(allow_abbrev=False)
 RouterArgs.add_cli_args(exact, use_router_prefix=False)

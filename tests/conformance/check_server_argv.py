@@ -8,7 +8,9 @@ must be an exact option string (``--tp`` would otherwise pass as a prefix of ``-
 import argparse
 
 from exact_argv import check_all
-from sglang.srt.server_args import ServerArgs
+
+# Installed in .tools/sglang-venv only (tools/setup-conformance.sh), not in .venv.
+from sglang.srt.server_args import ServerArgs  # pyright: ignore[reportMissingImports]
 
 parser = argparse.ArgumentParser(allow_abbrev=False)
 ServerArgs.add_cli_args(parser)

@@ -49,7 +49,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {})
 
-    def log_message(self, *args: object) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
