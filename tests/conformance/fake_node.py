@@ -73,6 +73,7 @@ case "$1" in
         "huggingface_hub.errors.HfHubHTTPError: 429 Client Error: Too Many Requests for url: https://huggingface.co/api/models/m"
       for last in "$@"; do :; done
       mkdir -p "${SGLANG_ROOT}${last}" && echo '{}' > "${SGLANG_ROOT}${last}/config.json";;
+      *) [ -z "${FAKE_RUN_SLEEP:-}" ] || exec sleep "${FAKE_RUN_SLEEP}";;  # a serving container
     esac;;
   *) echo "fake docker: unexpected $*" >&2; exit 2;;
 esac
