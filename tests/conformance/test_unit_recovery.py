@@ -55,6 +55,14 @@ echo "jobs $(sc list-jobs --no-legend | grep -c . || true)"
 def _require() -> None:
     if os.geteuid() != 0 or not shutil.which("unshare") or not SYSTEMD.exists():
         pytest.fail("needs root, unshare (util-linux) and /lib/systemd/systemd (Debian package systemd)")
+    probe = subprocess.run(
+        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.fail(f"unshare cannot make a mount and PID namespace here (CAP_SYS_ADMIN): {probe.stderr}")
 
 
 def _copy_unit(name: str, root: Path, env: dict[str, str], old_graph: bool) -> str:
