@@ -2,15 +2,16 @@
 # Shared helpers for the sglang-* node scripts. Sourced, never run.
 # Reads nothing by itself; every value comes from /etc/sglang/node.env (written by cloud-init).
 
-# Paths hang off SGLANG_ROOT: empty on nodes, a scratch directory in the boot rehearsal.
+# Paths hang off SGLANG_ROOT: empty on nodes, a scratch directory in the boot rehearsal
+# (each can also be set alone).
 SGLANG_ROOT="${SGLANG_ROOT:-}"
 # shellcheck disable=SC2034 # read by the scripts that source this file
-SGLANG_ETC="${SGLANG_ROOT}/etc/sglang"
+SGLANG_ETC="${SGLANG_ETC:-${SGLANG_ROOT}/etc/sglang}"
 # shellcheck disable=SC2034
-SGLANG_RUN="${SGLANG_ROOT}/run/sglang"
-SGLANG_LOG_DIR="${SGLANG_ROOT}/var/log/sglang"
+SGLANG_RUN="${SGLANG_RUN:-${SGLANG_ROOT}/run/sglang}"
+SGLANG_LOG_DIR="${SGLANG_LOG_DIR:-${SGLANG_ROOT}/var/log/sglang}"
 # shellcheck disable=SC2034
-SGLANG_BIN="${SGLANG_ROOT}/usr/local/bin"
+SGLANG_BIN="${SGLANG_BIN:-${SGLANG_ROOT}/usr/local/bin}"
 
 log() {
   # One line on stderr, tagged so `journalctl -t sglang` finds it.
