@@ -155,3 +155,55 @@ def test_the_old_requires_graph_stays_blocked(tmp_path: Path) -> None:
     assert states["sglang-server@0.service"] == "inactive"
     assert states["sglang-node.service"] == "failed"
     assert states["restarts"] == "0" and states["jobs"] == "0"
+
+
+ONESHOT_DRIVER = r"""
+set -u
+mount --bind "${FAKERUN}" /run
+mkdir -p /run/systemd/system
+/lib/systemd/systemd --user > "${MGRLOG}" 2>&1 &
+for _ in $(seq 200); do [ -S "${XDG_RUNTIME_DIR}/systemd/private" ] && break; sleep 0.05; done
+systemctl --user start dependent.service 2>&1; echo "start_rc=$?"
+# Wait (bounded) for the oneshot's own restart to succeed.
+for _ in $(seq 300); do [ "$(systemctl --user is-active prep.service)" = active ] && break; sleep 0.1; done
+for u in prep.service dependent.service; do echo "state ${u} $(systemctl --user is-active "${u}")"; done
+echo "jobs $(systemctl --user list-jobs --no-legend | grep -c . || true)"
+"""
+
+
+def test_restart_on_a_oneshot_alone_does_not_save_its_dependent(tmp_path: Path) -> None:
+    """Why the graph is not "Restart=on-failure on the oneshots, Requires= kept": the oneshot
+    does restart and succeed, but the dependent's start job already failed with the dependency
+    and nothing starts it again (systemd < 254 has no RestartMode=direct)."""
+    _require()
+    runtime, config, fakerun = tmp_path / "rt", tmp_path / "cfg", tmp_path / "fakerun"
+    runtime.mkdir(mode=0o700)
+    fakerun.mkdir()
+    units = config / "systemd" / "user"
+    units.mkdir(parents=True)
+    counter = tmp_path / "runs"
+    (units / "prep.service").write_text(
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nRestart=on-failure\nRestartSec=1\n"
+        f"ExecStart=/bin/sh -c 'echo x >> {counter}; [ $(wc -l < {counter}) -ge 2 ]'\n"
+    )
+    (units / "dependent.service").write_text(
+        "[Unit]\nRequires=prep.service\nAfter=prep.service\n[Service]\nExecStart=/bin/sleep 600\n"
+    )
+    proc = subprocess.run(
+        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "bash", "-c", ONESHOT_DRIVER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={
+            **os.environ,
+            "XDG_RUNTIME_DIR": str(runtime),
+            "XDG_CONFIG_HOME": str(config),
+            "FAKERUN": str(fakerun),
+            "MGRLOG": str(tmp_path / "manager.log"),
+        },
+    )
+    out = proc.stdout
+    assert "start_rc=1" in out and "dependency" in out, out + proc.stderr
+    assert "state prep.service active" in out  # the oneshot recovered on its own ...
+    assert "state dependent.service inactive" in out and "jobs 0" in out  # ... its dependent never will
