@@ -48,4 +48,12 @@ if [ ! -f "${tools}/sglang-venv/.done" ]; then
   "${tools}/sglang-venv/bin/pip" install "${pipq[@]}" --no-deps sglang==0.5.23
   touch "${tools}/sglang-venv/.done"
 fi
+# --- logrotate: the boot rehearsal dry-runs /etc/logrotate.d/sglang and verifies the
+# logrotate.timer drop-in against the real unit (Debian package; apt wants root) ---------
+if [ ! -x /usr/sbin/logrotate ] || [ ! -f /lib/systemd/system/logrotate.timer ]; then
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get -qq update
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y logrotate
+fi
 echo "conformance tools ready in ${tools}"

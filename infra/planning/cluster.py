@@ -49,7 +49,6 @@ ROUTER_AMI_SSM_PARAMETER = (
 WORST_CASE_IP = "255.255.255.255"
 ECR_IMAGE = re.compile(r"^(\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com)/")
 """An image in ECR: nodes log in to the registry with their instance role before pulling."""
-NCCL_SOCKET_IFNAME = "^docker,lo,veth"
 EFA_HOST_LD_PATH = ":".join(
     ("/opt/amazon/ofi-nccl/lib", "/opt/amazon/ofi-nccl/lib/x86_64-linux-gnu", "/opt/amazon/efa/lib")
 )
@@ -207,8 +206,11 @@ def container_env(spec: StackSpec, node: InstanceType) -> dict[str, str]:
     (``NCCL_NET_PLUGIN=ofi`` and the plugin on ``LD_LIBRARY_PATH``, which the run script
     extends from ``SGLANG_EFA_LD_PATH`` when the host's libraries are mounted); ``FI_EFA_USE_DEVICE_RDMA=1``
     only where GPUDirect RDMA exists (it aborts on G-series, aws-ofi-nccl #547);
-    ``NCCL_SOCKET_IFNAME`` keeps NCCL's bootstrap off docker and loopback interfaces
-    (awsome-distributed-training ``1.architectures/efa-cheatsheet.md``). User entries win.
+    User entries win. ``NCCL_SOCKET_IFNAME`` and ``GLOO_SOCKET_IFNAME`` are not set here:
+    ``sglang-server-run`` passes both as the node's primary interface found at boot, unless
+    the user's ``server_env`` sets them: gloo takes interface names and does not understand
+    NCCL's ``^docker,lo,veth`` exclusions
+    (https://pytorch.org/docs/stable/distributed.html#choosing-the-network-interface-to-use).
     """
     env: dict[str, str] = {}
     if node.has_efa:
@@ -216,7 +218,6 @@ def container_env(spec: StackSpec, node: InstanceType) -> dict[str, str]:
         env["NCCL_NET_PLUGIN"] = "ofi"
         if node.gpudirect_rdma:
             env["FI_EFA_USE_DEVICE_RDMA"] = "1"
-    env["NCCL_SOCKET_IFNAME"] = NCCL_SOCKET_IFNAME
     if spec.nccl_debug:
         env["NCCL_DEBUG"] = spec.nccl_debug
     env.update(spec.env_map)

@@ -56,6 +56,12 @@ ROUTER_SCRIPTS = (*NODE_SCRIPTS, "sglang-router-install", "sglang-router-run", "
 ROUTER_UNITS = ("sglang-node.service", "sglang-router.service", "sglang-router-sync.service")
 ROUTER_ENABLED = ("sglang-router.service", "sglang-router-sync.service")
 CLOUDWATCH_CONFIG = "/etc/sglang/cloudwatch-agent.json"
+LOGROTATE_FILES = (
+    ("sglang.logrotate", "/etc/logrotate.d/sglang"),
+    ("logrotate-hourly.conf", "/etc/systemd/system/logrotate.timer.d/sglang-hourly.conf"),
+)
+"""Static files of ``userdata/`` and where they go: size-based rotation of ``/var/log/sglang``,
+checked hourly (every node, router included)."""
 LOG_DIR_CMD = ["install", "-d", "-m", "0755", "/var/log/sglang"]
 
 
@@ -114,6 +120,10 @@ def _write(path: str, content: str, permissions: str = "0644") -> dict[str, str]
 
 def _static(names: tuple[str, ...], directory: str, permissions: str) -> list[dict[str, str]]:
     return [_write(f"{directory}/{n}", static_file(n), permissions) for n in names]
+
+
+def _logrotate() -> list[dict[str, str]]:
+    return [_write(path, static_file(name)) for name, path in LOGROTATE_FILES]
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -220,6 +230,7 @@ def server_user_data(
     files.append(_write(LIB_PATH, static_file("sglang-lib.sh")))
     files += _static(SERVER_SCRIPTS, "/usr/local/bin", "0755")
     files += _static(SERVER_UNITS, "/etc/systemd/system", "0644")
+    files += _logrotate()
     # sglang-node and sglang-model come in through Requires=; ready@ is wanted by its server.
     units = [f"sglang-server@{p.slot}.service" for p in processes]
     units += [f"sglang-ready@{p.slot}.service" for p in processes if p.is_head]
@@ -253,6 +264,7 @@ def router_user_data(node_env: Mapping[str, str], argv: list[str], cloudwatch: M
     files.append(_write(LIB_PATH, static_file("sglang-lib.sh")))
     files += _static(ROUTER_SCRIPTS, "/usr/local/bin", "0755")
     files += _static(ROUTER_UNITS, "/etc/systemd/system", "0644")
+    files += _logrotate()
     doc = {
         "package_update": True,
         "packages": ["python3-venv", "python3-pip", "curl"],
