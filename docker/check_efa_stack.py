@@ -16,10 +16,12 @@ Checks, each printed as ``ok``/``FAIL`` with the evidence:
    NCCL uses, which must land on PLUGIN (so the plugin directory is on ``LD_LIBRARY_PATH``).
 4. No directory of ``LD_LIBRARY_PATH`` holds a ``libnccl.so*``: a second NCCL there would be
    loaded in front of torch's own (``LD_LIBRARY_PATH`` is searched before torch's RUNPATH).
-5. Unless ``--no-torch``: torch's ``libtorch_cuda.so`` resolves ``libnccl.so.2`` to the
-   ``nvidia-nccl`` wheel under ``site-packages/nvidia/`` (torch's bundled NCCL).
+5. Unless ``--no-torch``: torch's CUDA build is installed, and the log says where its
+   ``libtorch_cuda.so`` resolves ``libnccl.so.2`` (``ok`` for the ``nvidia-nccl`` wheel, ``WARN``
+   otherwise: that is the base image's choice, not a failure of this image).
 6. With ``--sglang-version V``: the installed ``sglang`` distribution is exactly ``V`` (the
    version whose flags the project renders).
+7. Report only: whether ``libgdrapi.so`` (GDRCopy, optional for aws-ofi-nccl) loads.
 
 Exit status: 0 when every check passed, 1 otherwise.
 """
@@ -123,21 +125,46 @@ def check_no_second_nccl(ld_library_path: str) -> list[str]:
 
 
 def check_torch_nccl() -> list[str]:
-    """Check 5: torch's CUDA library resolves ``libnccl.so.2`` to the nvidia-nccl wheel."""
+    """Check 5 (report only): where torch's CUDA library resolves ``libnccl.so.2``.
+
+    Never fails the build on its own: which NCCL torch uses is the base image's choice (its
+    nvidia-nccl wheel, found through torch's RUNPATH or preloaded by ``torch/__init__.py``);
+    check 4 is what keeps a second NCCL of ours out of its way. Prints ``ok`` for the wheel and
+    ``WARN`` for anything else, so the build log says which NCCL the plugin will serve.
+    """
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations:
         return ["torch is not installed"]
-    lib = Path(next(iter(spec.submodule_search_locations))) / "lib" / "libtorch_cuda.so"
+    torch_dir = Path(next(iter(spec.submodule_search_locations)))
+    lib = torch_dir / "lib" / "libtorch_cuda.so"
     if not lib.is_file():
         return [f"{lib} does not exist (a CPU-only torch?)"]
     _, out = ldd(str(lib), relocations=False)
     nccl = resolved_libraries(out).get("libnccl.so.2")
     if nccl is None:
-        return []  # linked statically: nothing on the loader path can replace it
-    if f"{os.sep}nvidia{os.sep}" not in nccl or "-packages" not in nccl:
-        return [f"{lib} resolves libnccl.so.2 to {nccl}, not torch's nvidia-nccl wheel"]
-    print(f"ok   torch's NCCL: {nccl}")
+        print("ok   torch's NCCL: linked into libtorch_cuda.so")
+    elif nccl == "not":
+        # Not on the loader path: torch preloads the wheel's copy by full path.
+        wheel = sorted(str(p) for p in torch_dir.parent.glob("nvidia/**/libnccl.so.2"))
+        if wheel:
+            print(f"ok   torch's NCCL: {wheel[0]} (preloaded by torch)")
+        else:
+            print("WARN torch's NCCL: libnccl.so.2 found neither on the loader path nor in a wheel")
+    elif f"{os.sep}nvidia{os.sep}" in nccl and "-packages" in nccl:
+        print(f"ok   torch's NCCL: {nccl}")
+    else:
+        print(f"WARN torch's NCCL: {nccl} (not the nvidia-nccl wheel; the base image's choice)")
     return []
+
+
+def report_gdrcopy() -> None:
+    """Report only: aws-ofi-nccl dlopens ``libgdrapi.so`` and runs without it when absent."""
+    try:
+        ctypes.CDLL("libgdrapi.so", mode=os.RTLD_NOW | os.RTLD_LOCAL)
+    except OSError:
+        print("WARN GDRCopy: libgdrapi.so not loadable; aws-ofi-nccl runs without it")
+    else:
+        print("ok   GDRCopy: libgdrapi.so loads")
 
 
 def check_sglang_version(expected: str) -> list[str]:
@@ -169,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         checks.append(("torch NCCL", check_torch_nccl()))
     if args.sglang_version:
         checks.append(("sglang version", check_sglang_version(args.sglang_version)))
+    report_gdrcopy()
     failed = False
     for name, problems in checks:
         if problems:
