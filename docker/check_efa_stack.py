@@ -9,6 +9,7 @@ stop ``docker build`` instead. It uses only the standard library and the image's
 
 Checks, each printed as ``ok``/``FAIL`` with the evidence:
 
+0. ``LD_LIBRARY_PATH`` starts with the plugin's directory and has no empty entry.
 1. ``ldd -r PLUGIN`` has no ``not found`` (library or symbol version) and no ``undefined symbol``.
 2. The plugin's ``libfabric.so.1`` resolves inside ``--libfabric-dir`` (the installer's copy, not
    a distro libfabric that an image may also carry).
@@ -124,6 +125,18 @@ def check_no_second_nccl(ld_library_path: str) -> list[str]:
     return problems
 
 
+def check_library_path(ld_library_path: str, plugin_dir: str) -> list[str]:
+    """Check 0: ``LD_LIBRARY_PATH`` leads with the plugin directory and has no empty entry (an
+    empty entry, such as a trailing ``:``, makes the loader search the working directory)."""
+    entries = ld_library_path.split(":")
+    problems = []
+    if "" in entries:
+        problems.append(f"LD_LIBRARY_PATH={ld_library_path!r} has an empty entry (the working directory)")
+    if not entries or entries[0] != plugin_dir:
+        problems.append(f"LD_LIBRARY_PATH does not start with the plugin directory {plugin_dir}")
+    return problems
+
+
 def check_torch_nccl() -> list[str]:
     """Check 5 (report only): where torch's CUDA library resolves ``libnccl.so.2``.
 
@@ -187,10 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-torch", action="store_true", help="skip the torch NCCL check")
     args = ap.parse_args(argv)
 
+    ld_path = os.environ.get("LD_LIBRARY_PATH", "")
+    print(f"     LD_LIBRARY_PATH={ld_path}")
     checks: list[tuple[str, list[str]]] = [
+        ("library path", check_library_path(ld_path, str(Path(args.plugin).parent))),
         ("plugin links", check_plugin_links(args.plugin, args.libfabric_dir)),
         ("plugin dlopen", check_dlopen(args.plugin)),
-        ("one NCCL", check_no_second_nccl(os.environ.get("LD_LIBRARY_PATH", ""))),
+        ("one NCCL", check_no_second_nccl(ld_path)),
     ]
     if not args.no_torch:
         checks.append(("torch NCCL", check_torch_nccl()))

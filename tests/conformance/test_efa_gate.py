@@ -94,7 +94,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     return Stack(plugin, plugin_dir, fabric_dir, efa_new, efa_old, root)
 
 
-def gate(st: Stack, *ld_dirs: Path, plugin: Path | None = None) -> subprocess.CompletedProcess[str]:
+def gate(st: Stack, *ld_dirs: Path | str, plugin: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": ":".join(str(d) for d in ld_dirs)}
     return subprocess.run(
         [
@@ -159,6 +159,14 @@ def test_plugin_not_on_the_loader_path_fails(stack: Stack) -> None:
     assert proc.returncode == 1
     assert "ok   plugin links" in proc.stdout
     assert "FAIL plugin dlopen: dlopen(libnccl-net-ofi.so) by name" in proc.stdout
+
+
+def test_trailing_colon_on_the_library_path_fails(stack: Stack) -> None:
+    """``ENV LD_LIBRARY_PATH=...:${LD_LIBRARY_PATH}`` on a base without one leaves a trailing
+    ``:``, which makes the loader search the working directory."""
+    proc = gate(stack, stack.plugin_dir, stack.fabric_dir, stack.efa_new, "")
+    assert proc.returncode == 1
+    assert "FAIL library path" in proc.stdout and "empty entry" in proc.stdout
 
 
 def test_distro_libfabric_in_front_fails(stack: Stack, tmp_path: Path) -> None:
