@@ -95,6 +95,7 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 def _plan_document(run: Any) -> dict[str, Any]:
     from infra.planning.cluster import router_boot, server_node_boot
+    from infra.planning.image import image_summary
     from infra.planning.userdata import unpack_b64
 
     plan = run.plan
@@ -159,6 +160,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
                 "kv_cache": round(mem.kv_cache_gib, 2),
             },
         },
+        "image": image_summary(plan.spec, plan.layout),
         "nodes": nodes,
         "resources": resource_entries(run),
         "outputs": run.outputs,
@@ -227,6 +229,7 @@ def render_table(doc: dict[str, Any]) -> str:
         f"{lay['nodes_per_server']} node(s) per server, {lay['servers_per_node']} server(s) per node",
         f"Memory per GPU: {mem['weights']} GiB weights + {mem['kv_cache']} GiB KV cache "
         f"of a {mem['static_pool']} GiB static pool ({mem['gpu']} GiB GPU)",
+        f"Image: {doc['image']['summary']}",
         "",
     ]
     rows = [("NODE", "ROLE", "TYPE", "PRIVATE IP", "EFA", "USER DATA", "PROCESSES")]

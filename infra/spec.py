@@ -262,10 +262,12 @@ class StackSpec(BaseModel):
     )
 
     # --- serving image ---
-    image_source: Literal["uri", "mirror", "build"] = Field(
-        "uri",
-        description="uri: run `image` as given; mirror: copy the public `image` into this stack's "
-        "ECR repository; build: build docker/Dockerfile and push it to that repository.",
+    image_source: Literal["auto", "uri", "mirror", "build"] = Field(
+        "auto",
+        description="auto: build when a server spans several nodes of an EFA type (NCCL crosses "
+        "nodes over EFA) unless image_efa_complete is true, else uri; uri: run `image` as given; "
+        "mirror: copy `image` unchanged into this stack's ECR repository; build: build "
+        "docker/Dockerfile (`image` plus the EFA installer) and push it to that repository.",
     )
     log_retention_days: int = Field(30, description="Retention of the stack's CloudWatch log group, in days.")
 
@@ -292,8 +294,9 @@ class StackSpec(BaseModel):
     # --- server ---
     image: str = Field(
         "lmsysorg/sglang:v0.5.23",
-        description="Serving container image (must carry SGLang 0.5.23; the release tag of the "
-        "project's public image by default).",
+        description="Serving container image (must carry SGLang 0.5.23): what nodes run in uri "
+        "and mirror modes, the base docker/Dockerfile adds the EFA stack to in build mode. "
+        "SGLang's public release image by default (no EFA stack).",
     )
     server_port: int = Field(30000, ge=1024, le=65000, description="First SGLang server port.")
     dist_init_port: int = Field(
@@ -315,9 +318,15 @@ class StackSpec(BaseModel):
         description="Extra container environment as KEY=VALUE strings.",
     )
     efa_host_libraries: bool = Field(
-        True,
-        description="Bind-mount the DLAMI's /opt/amazon (libfabric, aws-ofi-nccl) into the "
-        "container so NCCL uses NET/OFI with images that do not carry EFA.",
+        False,
+        description="Removed: bind-mounting the host's /opt/amazon into an image with distro "
+        "rdma-core cannot load aws-ofi-nccl. Only false is accepted; use an EFA-complete image.",
+    )
+    image_efa_complete: bool = Field(
+        False,
+        description="State that `image` carries libfabric, rdma-core and aws-ofi-nccl from one "
+        "EFA installer (built from docker/Dockerfile, or an AWS SGLang DLC) with NCCL_NET_PLUGIN=ofi "
+        "and the plugin on LD_LIBRARY_PATH; lets multi-node EFA servers run it in uri/mirror mode.",
     )
     nccl_debug: Literal["", "WARN", "INFO"] = Field(
         "INFO",
@@ -346,6 +355,18 @@ class StackSpec(BaseModel):
     def _image(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", v):
             raise ValueError("must be an image reference like registry/repo:tag or repo@sha256:...")
+        return v
+
+    @field_validator("efa_host_libraries")
+    @classmethod
+    def _efa_host_libraries(cls, v: bool) -> bool:
+        if v:
+            raise ValueError(
+                "no longer supported: the host's libfabric needs libefa symbol versions (EFA_1.2+) "
+                "that an image's distro rdma-core lacks, so aws-ofi-nccl fails to load and NCCL "
+                "silently uses TCP sockets; remove the key and run an EFA-complete image "
+                "(image_source build, the default for multi-node servers on EFA types)"
+            )
         return v
 
     @field_validator("fsx_capacity_gib")

@@ -1,12 +1,14 @@
 """Serving image: this stack's ECR repository and how the image gets there.
 
-Modes (``image_source``):
+Modes (``image_source``; ``auto`` is resolved by :mod:`infra.planning.image` before this
+component runs: ``build`` for servers spanning several nodes of an EFA type, else ``uri``):
 - ``uri``: run ``image`` as given; no repository is created.
-- ``mirror``: copy the public ``image`` (for example ``lmsysorg/sglang:v0.5.23``) into the stack's
-  repository, so nodes pull from ECR in their own region (``docker/mirror/Dockerfile`` is a
-  single ``FROM``).
-- ``build``: build ``docker/Dockerfile`` (CUDA, EFA installer with aws-ofi-nccl, GDRCopy, NCCL,
-  SGLang at the version the argv builder targets) and push it.
+- ``mirror``: copy ``image`` (for example ``lmsysorg/sglang:v0.5.23``) unchanged into the
+  stack's repository, so nodes pull from ECR in their own region (``docker/mirror/Dockerfile``
+  is a single ``FROM``).
+- ``build``: build ``docker/Dockerfile`` on top of ``image`` (build arg ``BASE_IMAGE``): the
+  EFA installer's libfabric, rdma-core and aws-ofi-nccl, ``NCCL_NET_PLUGIN=ofi``, and a build
+  step that fails when the plugin cannot load; then push it.
 
 The repository scans on push, expires untagged images, and ``force_delete`` lets
 ``pulumi destroy`` remove it with its images
@@ -99,7 +101,7 @@ class ServingImage(pulumi.ComponentResource):
                 context=str(DOCKER_DIR),
                 dockerfile=str(DOCKER_DIR / "Dockerfile"),
                 platform="linux/amd64",
-                args={"SGLANG_VERSION": flags.SGLANG_VERSION, "ROUTER_VERSION": flags.ROUTER_VERSION},
+                args={"BASE_IMAGE": spec.image, "SGLANG_VERSION": flags.SGLANG_VERSION},
             )
         else:
             build = docker.DockerBuildArgs(

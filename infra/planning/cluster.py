@@ -18,6 +18,7 @@ from infra.planning import flags
 from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
+from infra.planning.image import resolve_image
 from infra.planning.layout import Layout, NodePlan, plan_layout
 from infra.planning.storage import (
     fsx_capacity_gib,
@@ -49,11 +50,6 @@ ROUTER_AMI_SSM_PARAMETER = (
 WORST_CASE_IP = "255.255.255.255"
 ECR_IMAGE = re.compile(r"^(\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com)/")
 """An image in ECR: nodes log in to the registry with their instance role before pulling."""
-EFA_HOST_LD_PATH = ":".join(
-    ("/opt/amazon/ofi-nccl/lib", "/opt/amazon/ofi-nccl/lib/x86_64-linux-gnu", "/opt/amazon/efa/lib")
-)
-"""Library path of the DLAMI's aws-ofi-nccl and libfabric, bind-mounted into the container with
-``efa_host_libraries``; ``sglang-server-run`` puts it in front of the image's own path."""
 
 
 @dataclass(frozen=True)
@@ -203,9 +199,9 @@ def container_env(spec: StackSpec, node: InstanceType) -> dict[str, str]:
     """Environment of the serving containers.
 
     NCCL must load the aws-ofi-nccl plugin or it silently falls back to TCP sockets
-    (``NCCL_NET_PLUGIN=ofi`` and the plugin on ``LD_LIBRARY_PATH``, which the run script
-    extends from ``SGLANG_EFA_LD_PATH`` when the host's libraries are mounted); ``FI_EFA_USE_DEVICE_RDMA=1``
-    only where GPUDirect RDMA exists (it aborts on G-series, aws-ofi-nccl #547);
+    (``NCCL_NET_PLUGIN=ofi`` and the plugin on ``LD_LIBRARY_PATH``, which the EFA-complete
+    image sets, ``docker/Dockerfile``); ``FI_EFA_USE_DEVICE_RDMA=1``
+    only where GPUDirect RDMA exists (it aborts on G-series, aws-ofi-nccl #547).
     User entries win. ``NCCL_SOCKET_IFNAME`` and ``GLOO_SOCKET_IFNAME`` are not set here:
     ``sglang-server-run`` passes both as the node's primary interface found at boot, unless
     the user's ``server_env`` sets them: gloo takes interface names and does not understand
@@ -291,7 +287,6 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
     image, model store, model source and the *names* of the SSM parameters holding secrets."""
     multi = plan.layout.nodes_per_server > 1
     spec = plan.spec
-    host_libs = spec.efa_host_libraries and plan.node_type.has_efa
     return {
         "SGLANG_STACK": plan.stack,
         "SGLANG_ROLE": "server",
@@ -304,8 +299,6 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
         "SGLANG_DIST_INIT_PORT": str(node.servers[0].dist_init_port) if multi else "",
         "SGLANG_IMAGE": runtime.image,
         "SGLANG_ECR_REGISTRY": _ecr_registry(runtime.image),
-        "SGLANG_EFA_HOST_LIBS": "1" if host_libs else "0",
-        "SGLANG_EFA_LD_PATH": EFA_HOST_LD_PATH if host_libs else "",
         "SGLANG_VERSION": flags.SGLANG_VERSION,
         "SGLANG_REGION": plan.region,
         "SGLANG_LOG_GROUP": plan.log_group,
@@ -425,6 +418,7 @@ def plan_cluster(
     """
     layout = plan_layout(spec)
     check_capacity(spec, region)
+    spec = resolve_image(spec, layout)  # image_source "auto" resolved; EFA-less images refused
     node_type = spec.node_type
     unknown = secrets - set(SECRET_KEYS)
     if unknown:

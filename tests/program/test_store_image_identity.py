@@ -129,14 +129,17 @@ def test_no_store_when_disabled() -> None:
 
 
 def test_uri_mode_has_no_repository() -> None:
-    r = run_cfg()
+    """One TP8 server per node: NCCL stays inside the node, so auto runs the public image."""
+    r = run_cfg(model="Qwen/Qwen2.5-14B-Instruct", tp_size=8)
+    assert r.plan.spec.image_source == "uri"
     assert r.of_type("aws:ecr/repository:Repository") == []
     assert r.outputs["image"] == "lmsysorg/sglang:v0.5.23"
 
 
 @pytest.mark.parametrize("mode", ["mirror", "build"])
 def test_ecr_modes(mode: str) -> None:
-    r = run_cfg(image_source=mode)
+    # Mirroring runs the image as is: across EFA nodes only with the EFA statement.
+    r = run_cfg(image_source=mode, image_efa_complete=mode == "mirror")
     (repo,) = r.of_type("aws:ecr/repository:Repository")
     assert repo.inputs["forceDelete"] is True
     assert repo.inputs["imageScanningConfiguration"]["scanOnPush"] is True
@@ -150,7 +153,10 @@ def test_ecr_modes(mode: str) -> None:
         assert img.inputs["build"]["args"]["SOURCE_IMAGE"] == "lmsysorg/sglang:v0.5.23"
     else:
         assert img.inputs["imageName"].endswith(":sglang-0.5.23")
-        assert img.inputs["build"]["args"]["SGLANG_VERSION"] == "0.5.23"
+        assert img.inputs["build"]["args"] == {
+            "BASE_IMAGE": "lmsysorg/sglang:v0.5.23",
+            "SGLANG_VERSION": "0.5.23",
+        }
     secret, registry = unsecret(img.inputs["registry"])
     assert secret and registry["username"] == "AWS"  # the ECR password never shows in plain
     # Nodes pull the pushed digest from ECR after logging in with their role.
@@ -181,11 +187,15 @@ def test_role_and_profile_on_both_launch_templates() -> None:
 
 
 @pytest.mark.parametrize(
-    "overrides",
-    [{}, {"image_source": "build"}, {"model_s3_uri": "s3://acme-weights/llm"}],
+    ("overrides", "pulls"),
+    [
+        ({"image_source": "uri", "image_efa_complete": True}, False),
+        ({}, True),  # auto: a TP16 server across two EFA nodes builds the EFA image
+        ({"model_s3_uri": "s3://acme-weights/llm"}, True),
+    ],
     ids=["uri", "build", "s3"],
 )
-def test_policy_is_scoped_to_this_stack(overrides: dict) -> None:
+def test_policy_is_scoped_to_this_stack(overrides: dict, pulls: bool) -> None:
     r = run_cfg(**overrides)
     doc = _policy(r)
     for st in doc["Statement"]:
@@ -197,7 +207,7 @@ def test_policy_is_scoped_to_this_stack(overrides: dict) -> None:
             assert "prod-test" in res or "acme-weights" in res or ":repository/" in res, res
     sids = {s["Sid"] for s in doc["Statement"]}
     assert {"StackLogs", "StackParameters"} <= sids
-    assert ("StackImagePull" in sids) == ("image_source" in overrides)
+    assert ("StackImagePull" in sids) == pulls
     assert ("WeightsRead" in sids) == ("model_s3_uri" in overrides)
     if "model_s3_uri" in overrides:
         read = next(s for s in doc["Statement"] if s["Sid"] == "WeightsRead")
@@ -208,7 +218,7 @@ def test_policy_is_scoped_to_this_stack(overrides: dict) -> None:
 
 def test_given_ecr_image_gets_pull_on_that_repository_only() -> None:
     image = "210987654321.dkr.ecr.us-west-2.amazonaws.com/team/sglang:v0.5.23"
-    r = run_cfg(image=image)
+    r = run_cfg(image=image, image_source="uri", image_efa_complete=True)
     pull = next(s for s in _policy(r)["Statement"] if s["Sid"] == "StackImagePull")
     assert pull["Resource"] == "arn:aws:ecr:us-west-2:210987654321:repository/team/sglang"
     ud = unpack_b64(r.named("server-g0-r0").inputs["userDataBase64"])

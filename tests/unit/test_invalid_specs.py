@@ -114,6 +114,29 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("log retention not offered", {"log_retention_days": 10}, "sglang-cluster:log_retention_days"),
     ("unknown image source", {"image_source": "pull"}, "sglang-cluster:image_source"),
     (
+        "public image run as is by a TP16 server across EFA nodes",
+        {"image_source": "uri"},
+        "sglang-cluster:image_source",
+    ),
+    (
+        "public image mirrored for a TP8xPP2 server across EFA nodes",
+        {
+            "image_source": "mirror",
+            "model": "deepseek-ai/DeepSeek-V2-Lite",
+            "tp_size": 8,
+            "pp_size": 2,
+            "trust_remote_code": True,
+        },
+        "sglang-cluster:image_source",
+    ),
+    (
+        "own ECR image across EFA nodes without stating it is EFA-complete",
+        {"image_source": "uri", "image": "210987654321.dkr.ecr.us-west-2.amazonaws.com/team/sglang:v0.5.23"},
+        "sglang-cluster:image_source",
+    ),
+    ("host EFA libraries bind-mounted", {"efa_host_libraries": True}, "sglang-cluster:efa_host_libraries"),
+    ("EFA statement not a boolean", {"image_efa_complete": "maybe"}, "sglang-cluster:image_efa_complete"),
+    (
         "S3 with a SCRATCH_2 store",
         {"model_s3_uri": "s3://w/m", "fsx_deployment_type": "SCRATCH_2"},
         "sglang-cluster:model_s3_uri",
