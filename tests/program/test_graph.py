@@ -317,7 +317,7 @@ def test_no_secret_value_anywhere_in_the_plan_json(stack: str) -> None:
 def test_nested_secret_is_masked_where_it_is_marked() -> None:
     """The ECR password inside ``registry`` is "[secret]"; server and username stay visible
     (the SDK's own deserializer would mark the whole map secret)."""
-    stack, overrides = "prod-tp16", {"sglang-cluster:image_source": "mirror"}
+    stack, overrides = "tp8-dp2", {"sglang-cluster:image_source": "mirror"}
     r = run_program(stack, config_of(stack, overrides, secrets=True))
     (img,) = [e for e in cli.plan_document(r)["resources"] if e["type"] == "docker:index/image:Image"]
     reg = img["inputs"]["registry"]
