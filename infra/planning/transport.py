@@ -7,6 +7,50 @@ with ``require_efa`` on, ``userdata/sglang-transport-check`` stops a server on a
 ``RestartPreventExitStatus=78`` makes final). This module decides, before any resource exists,
 where that applies and refuses settings that would hide the lines the check reads.
 
+How a node decides (``sglang-nccl-transport``; the shipped script keeps only a summary to save
+user-data bytes):
+
+- Per NCCL communicator (each NCCL init), NCCL's own ``Using network NAME`` line decides
+  (NCCL v2.28.9-1 ``src/init.cc``: ``INFO(NCCL_INIT, "Using network %s")``): ``Socket`` and
+  ``IB`` are NCCL's built-in transports (``src/transport/net_socket.cc``, ``net_ib.cc``);
+  ``AWS Libfabric`` (aws-ofi-nccl 1.11 and older, or ``NCCL_NET="AWS Libfabric"``),
+  ``Libfabric`` (newer) and ``OFI`` (with ``NCCL_NET=OFI``) are aws-ofi-nccl
+  (``src/nccl_ofi_interface_nvidia.cpp``, ``nvidia_plugin_name_fixup``).
+- Libfabric is ``efa`` only when aws-ofi-nccl chose libfabric's efa provider in the same process
+  (NCCL's line prefix ``host:pid:tid [dev]``, ``src/debug.cc``): ``NET/OFI Selected provider is
+  efa, fabric is efa-direct (found 32 nics)`` (aws-ofi-nccl >= 1.14, ``src/nccl_ofi_net.cpp``)
+  or ``NET/OFI Selected Provider is efa (found 4 nics)`` (1.7 to 1.13). Any other provider
+  (``tcp;ofi_rxm``, ``sockets``) is ``libfabric-other``: the plugin loaded, the bytes go over
+  TCP. Libfabric without a provider line is ``unknown``.
+- ``NET/OFI Initializing aws-ofi-nccl`` proves nothing: the plugin prints it before it chooses a
+  provider; it can then find none (or refuse libfabric < 1.22 after selecting efa) and NCCL
+  falls back to sockets. ``tests/fixtures/nccl/constructed/trap-*.log`` are those two cases.
+- Ranks that disagree: the worst wins, in the order socket, libfabric-other, unknown, ib, efa.
+  One rank on TCP makes every collective of the server wait for it, so the server is as slow as
+  that rank; ``unknown`` ranks cannot vouch for EFA.
+- Several NCCL inits of one rank (SGLang creates several communicators per rank): all count,
+  worst wins. Several server starts appended to one file (``/var/log/sglang/server-SLOT.log``):
+  only the latest start counts, because earlier processes are gone and cannot slow the server;
+  a start begins at SGLang's ``server_args=`` line (logged once per launch_server before any
+  rank initializes NCCL, ``sglang/srt/entrypoints/engine.py``) or at ``sglang-server-run``'s
+  ``starting rank R of N`` line. A ``docker logs`` of the serving container holds one start (it
+  is recreated on every start); a pid that prints NCCL's banner again is a new process.
+- ``--ranks N`` (the watcher passes tp x pp / nnodes, this node's ranks): ``unknown`` until N
+  ranks logged a network, unless one already shows socket or libfabric-other.
+
+How the server fails (systemd, every node of the server): ``sglang-server-run`` starts
+``sglang-transport-check SLOT`` in the background, inside the server unit's cgroup, so it lives
+and dies with that start. It polls ``docker logs`` every 10 s for at most 1800 s (NCCL picks its
+network when the ranks initialize it, before the weights load). On anything but efa it writes
+one ``ERROR:`` line (transport, deciding rank, the server log and ``/etc/sglang/container.env``
+to look at, how to retry) to the server log and the journal, leaves
+``/run/sglang/server-SLOT.transport-failed`` and ``docker kill``s the container. systemd restarts
+the failed unit once (``Restart=on-failure``); ``sglang-server-run`` sees the marker and exits
+78, which ``RestartPreventExitStatus=78`` makes final: the unit stays failed, no loop, until
+someone removes the marker (or reboots: ``/run`` is tmpfs). On rank 0, ``sglang-wait-ready``
+fails as soon as the marker exists and, once the server answers, takes one more reading
+(``--once``) before it writes the ready file; the router only ever sees an unhealthy worker.
+
 Why: NCCL falls back to TCP sockets without an error when aws-ofi-nccl fails to load or finds no
 EFA provider; NVIDIA measured a time to first token of about 98 s on that fallback against about
 1 s on EFA (Dynamo EKS EFA guide, see ``shared/reference/aws-gpu-clusters.md``).
@@ -60,7 +104,7 @@ def _check_env(env: Mapping[str, str]) -> None:
             "require_efa check cannot read them; remove it or set require_efa false",
         )
     net = env.get("NCCL_NET")
-    if net is not None and "libfabric" not in net.lower():
+    if net is not None and not ("libfabric" in net.lower() or net.lower() == "ofi"):
         raise SpecError(
             key,
             f"NCCL_NET={net} keeps NCCL off aws-ofi-nccl (EFA), so require_efa would stop every "

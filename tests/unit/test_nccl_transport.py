@@ -146,6 +146,13 @@ def test_a_reused_pid_is_a_new_process(tmp_path: Path) -> None:
     assert classify(write(tmp_path, "\n".join(efa + again) + "\n"))[:2] == ("socket", 1)
 
 
+def test_nccl_net_ofi_renames_the_plugin(tmp_path: Path) -> None:
+    """With NCCL_NET=OFI aws-ofi-nccl registers itself as "OFI" (nvidia_plugin_name_fixup)."""
+    body = "h:7:7 [0] NCCL INFO NET/OFI Selected provider is efa, fabric is efa-direct (found 32 nics)\n"
+    body += "h:7:7 [0] NCCL INFO Using network OFI\n"
+    assert classify(write(tmp_path, body))[:2] == ("efa", 0)
+
+
 def test_libfabric_without_a_provider_line_is_unknown(tmp_path: Path) -> None:
     body = "h:7:7 [0] NCCL INFO NET/OFI Initializing aws-ofi-nccl 1.17.2\nh:7:7 [0] NCCL INFO Using network Libfabric\n"
     assert classify(write(tmp_path, body))[:2] == ("unknown", 1)

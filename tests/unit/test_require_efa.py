@@ -110,7 +110,13 @@ def test_server_env_that_hides_or_bypasses_the_lines_is_refused(entry: str) -> N
 
 @pytest.mark.parametrize(
     "entry",
-    ["NCCL_DEBUG=info", "NCCL_DEBUG_SUBSYS=INIT,NET", "NCCL_DEBUG_SUBSYS=^COLL", "NCCL_NET=Libfabric"],
+    [
+        "NCCL_DEBUG=info",
+        "NCCL_DEBUG_SUBSYS=INIT,NET",
+        "NCCL_DEBUG_SUBSYS=^COLL",
+        "NCCL_NET=Libfabric",
+        "NCCL_NET=OFI",
+    ],
 )
 def test_server_env_that_keeps_the_lines_is_allowed(entry: str) -> None:
     assert {e["SGLANG_REQUIRE_EFA"] for e in node_env(server_env=[entry])} == {"1"}
