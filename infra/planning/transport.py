@@ -40,8 +40,12 @@ user-data bytes):
 
 How the server fails (systemd, every node of the server): ``sglang-server-run`` starts
 ``sglang-transport-check SLOT`` in the background, inside the server unit's cgroup, so it lives
-and dies with that start. It polls ``docker logs`` every 10 s for at most 1800 s (NCCL picks its
-network when the ranks initialize it, before the weights load). On anything but efa it writes
+and dies with that start. It polls ``docker logs`` every 10 s until this node's ranks decide
+(NCCL picks its network when the ranks initialize it, before the weights load); after 1800 s it
+decides on the ranks that printed a network, and when none did (a peer node still pulling its
+image: the rendezvous is not done) it logs one WARNING and keeps watching, because stopping then
+would turn a slow peer into a final failure (the rendezvous timeout and rank 0's bounded ready
+check end that wait). On anything but efa it writes
 one ``ERROR:`` line (transport, deciding rank, the server log and ``/etc/sglang/container.env``
 to look at, how to retry) to the server log and the journal, leaves
 ``/run/sglang/server-SLOT.transport-failed`` and ``docker kill``s the container. systemd restarts

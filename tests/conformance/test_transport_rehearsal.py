@@ -34,6 +34,7 @@ from infra.planning.cluster import plan_cluster, server_node_boot
 from infra.planning.userdata import split_mime
 from infra.spec import parse_config
 from tests.conftest import ROOT, base_config
+from tests.fixtures.nccl.constructed import make_logs
 
 FIXTURES = ROOT / "tests" / "fixtures" / "nccl"
 UNIT = ROOT / "userdata" / "sglang-server@.service"
@@ -264,15 +265,38 @@ def test_rank1_on_efa_keeps_serving(tmp_path: Path) -> None:
     assert node.errors() == [] and not node.marker.exists()
 
 
-def test_no_decision_in_time_fails_as_unknown(tmp_path: Path) -> None:
-    """NCCL never prints its network (lines hidden, or never initialized): bounded wait."""
+def test_undecidable_lines_fail_as_unknown_after_the_bound(tmp_path: Path) -> None:
+    """NCCL chose Libfabric but no provider line ever shows (bounded wait, then final)."""
     node = Node(tmp_path, node_rank=1)
-    node.nccl_log("[2026-11-21 09:00:00] server_args={'tp_size': 16}\n")
+    node.nccl_log(
+        "h:7:7 [0] NCCL INFO NET/OFI Initializing aws-ofi-nccl 1.17.2\nh:7:7 [0] NCCL INFO Using network Libfabric\n"
+    )
     with (node.root / "etc/sglang/node.env").open("a") as f:
         f.write("SGLANG_NCCL_WAIT_SECS=1\n")
     assert Unit().serve(node) == [137, 78]
     (line,) = node.errors()
-    assert "NCCL transport is unknown" in line and "no 'NCCL INFO Using network' line" in line
+    assert "NCCL transport is unknown" in line and "Using network Libfabric" in line
+
+
+def test_no_nccl_line_yet_only_warns_then_keeps_watching(tmp_path: Path) -> None:
+    """No rank initialized NCCL within the bound (a peer node still pulling its image): one
+    WARNING, the server keeps running, and a later socket fallback is still caught."""
+    node = Node(tmp_path, node_rank=1)
+    node.nccl_log(make_logs.SGLANG_START + "\n")
+    with (node.root / "etc/sglang/node.env").open("a") as f:
+        f.write("SGLANG_NCCL_WAIT_SECS=1\n")
+    proc = node.start(["sglang-server-run", "0"], node.log)
+    try:
+        wait_for(lambda: "no NCCL network line after 1 s" in node.log.read_text(), "the warning")
+        assert proc.poll() is None and node.errors() == [] and not node.marker.exists()
+        node.nccl_log((FIXTURES / "nccl-ofi-missing.log").read_text())
+        assert proc.wait(timeout=60) == 137
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    (line,) = node.errors()
+    assert "NCCL transport is socket" in line and node.marker.exists()
+    assert node.log.read_text().count("WARNING") == 1
 
 
 def test_rank0_ready_check_reports_efa_and_marks_ready(tmp_path: Path) -> None:
