@@ -332,6 +332,13 @@ class StackSpec(BaseModel):
         "INFO",
         description="NCCL_DEBUG in the container; INFO lets the readiness check confirm NET/OFI.",
     )
+    require_efa: Literal["auto", "true", "false"] = Field(
+        "auto",
+        description="Stop a server whose NCCL does not run on EFA (aws-ofi-nccl with libfabric's "
+        "efa provider) instead of letting it serve over TCP. auto = true for servers that span "
+        "nodes on an EFA type; true is refused where no NCCL traffic crosses nodes; needs "
+        "nccl_debug INFO.",
+    )
     tags: list[str] = Field(
         default_factory=list, description="Extra tags on every resource as KEY=VALUE strings."
     )
@@ -341,6 +348,14 @@ class StackSpec(BaseModel):
     @classmethod
     def _single_line(cls, v: str) -> str:
         return _no_newline(v)
+
+    @field_validator("require_efa", mode="before")
+    @classmethod
+    def _require_efa(cls, v: object) -> object:
+        # YAML stack files give booleans; Pulumi hands every value over as a string.
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return v.lower() if isinstance(v, str) else v
 
     @field_validator("served_model_name")
     @classmethod

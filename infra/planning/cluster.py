@@ -26,6 +26,7 @@ from infra.planning.storage import (
     model_path,
     model_source,
 )
+from infra.planning.transport import require_efa
 from infra.planning.userdata import (
     ServerProcess,
     UserDataTooLargeError,
@@ -309,6 +310,8 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
         "SGLANG_MODEL_SOURCE": model_source(spec),
         "SGLANG_MODEL_LEADER": "1" if node.group == 0 and node.is_head else "0",
         "SGLANG_HF_TOKEN_PARAM": plan.secret_params.get("hf_token", ""),
+        # require_efa: sglang-server-run watches NCCL's transport and stops a non-EFA server.
+        "SGLANG_REQUIRE_EFA": "1" if require_efa(spec, plan.layout) else "0",
     }
 
 
@@ -419,6 +422,7 @@ def plan_cluster(
     layout = plan_layout(spec)
     check_capacity(spec, region)
     spec = resolve_image(spec, layout)  # image_source "auto" resolved; EFA-less images refused
+    require_efa(spec, layout)  # refuses settings that would hide NCCL's transport lines
     node_type = spec.node_type
     unknown = secrets - set(SECRET_KEYS)
     if unknown:

@@ -39,14 +39,9 @@ def crosses_nodes_over_efa(spec: StackSpec, layout: Layout) -> bool:
 
 
 def efa_required(spec: StackSpec) -> bool:
-    """Whether the stack insists on EFA for cross-node NCCL traffic.
-
-    The ``require_efa`` key belongs to the NCCL transport check (another part of issue 6); until
-    it exists on :class:`StackSpec` the requirement is on. Only an explicit ``False`` (or the
-    string ``"false"``) turns it off.
-    """
-    value = getattr(spec, "require_efa", None)
-    return value is not False and value != "false"
+    """Whether the stack insists on EFA for cross-node NCCL traffic: ``require_efa`` is not
+    ``false`` (``auto`` is on for servers that span nodes, :func:`infra.planning.transport.require_efa`)."""
+    return spec.require_efa != "false"
 
 
 def image_source(spec: StackSpec, layout: Layout) -> ImageSource:
@@ -75,9 +70,7 @@ def check_image(spec: StackSpec, layout: Layout, source: ImageSource) -> None:
         return
     if not crosses_nodes_over_efa(spec, layout):
         return
-    hint = (
-        "; or set require_efa false to accept TCP sockets" if "require_efa" in StackSpec.model_fields else ""
-    )
+    hint = "; or set require_efa false to accept TCP sockets"
     raise SpecError(
         qualified("image_source"),
         f"{source} runs {spec.image} as is, but each server spans {layout.nodes_per_server} "

@@ -45,6 +45,9 @@ SERVER_SCRIPTS = (
     "sglang-wait-ready",
     "sglang-model-fetch",
     "sglang-model-download",
+    # require_efa (efa-transport): NCCL transport classifier and the watcher that enforces it.
+    "sglang-nccl-transport",
+    "sglang-transport-check",
 )
 SERVER_UNITS = (
     "sglang-node.service",
