@@ -5,8 +5,7 @@ Pure planning code: the spec and the layout planner, no Pulumi.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -84,12 +83,13 @@ def test_efa_host_libraries_refused() -> None:
 
 
 def test_efa_requirement_can_be_turned_off_by_require_efa() -> None:
-    """``require_efa`` belongs to the transport check; read defensively until it lands."""
+    """``require_efa: false`` lets a user run a public image across nodes on purpose."""
     assert efa_required(parse_config(base_config())) is True
-    for off in (False, "false"):
-        assert efa_required(cast(StackSpec, SimpleNamespace(require_efa=off))) is False
-    for on in (True, "true", None):
-        assert efa_required(cast(StackSpec, SimpleNamespace(require_efa=on))) is True
+    for on in ("auto", "true"):
+        assert efa_required(parse_config(base_config(require_efa=on))) is True
+    off = parse_config(base_config(require_efa="false", image_source="uri"))
+    assert efa_required(off) is False
+    assert resolve_image(off, plan_layout(off)).image_source == "uri"
 
 
 def test_resolve_keeps_the_spec_when_nothing_changes() -> None:
