@@ -300,10 +300,10 @@ def run_program(
     region = region_of(config)
     if secret_keys is None:
         secret_keys = [k for k, v in config.items() if is_secure_value(v)]
-    refuse_plain_secret_keys(config, secret_keys)
+    refuse_plain_secret_keys(config, secret_keys, stack)
     present = frozenset(k for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}"))
     spec = parse_config(config)
-    refuse_secrets_in_spec(spec)
+    refuse_secrets_in_spec(spec, stack)
     plan = plan_cluster(spec, stack, region, present)  # refuse bad specs first
     ips, public_ips = _fake_addresses(plan)
     mocks = PlanMocks(ips, public_ips, region)
