@@ -274,9 +274,7 @@ def is_secure_value(value: Any) -> bool:
     return isinstance(doc, dict) and "secure" in doc
 
 
-def run_program(
-    stack: str, config: dict[str, str], secret_keys: list[str] | None = None
-) -> ProgramRun:
+def run_program(stack: str, config: dict[str, str], secret_keys: list[str] | None = None) -> ProgramRun:
     """Run the program for ``stack`` with ``config`` under mocks.
 
     Args:
