@@ -337,14 +337,21 @@ class NodeIdentity(pulumi.ComponentResource):
         profiles: dict[str, aws.iam.InstanceProfile] = {}
         policies: dict[str, aws.iam.RolePolicy] = {}
         for kind, what in (("servers", "GPU nodes"), ("router", "router node")):
+            # The GPU role is the one role of earlier versions under a new name: the aliases
+            # keep it (and its profile), so upgrading a stack does not replace its GPU nodes.
+            def opts(part: str, kind: str = kind) -> pulumi.ResourceOptions:
+                if kind != "servers":
+                    return child
+                return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-{part}")])
+
             role = aws.iam.Role(
                 f"{name}-{kind}-role",
                 description=f"SGLang {what} of stack {plan.stack}",
                 assume_role_policy=_ec2_trust(),
-                opts=child,
+                opts=opts("role"),
             )
             aws.iam.RolePolicyAttachment(
-                f"{name}-{kind}-ssm-core", role=role.name, policy_arn=SSM_CORE_POLICY, opts=child
+                f"{name}-{kind}-ssm-core", role=role.name, policy_arn=SSM_CORE_POLICY, opts=opts("ssm-core")
             )
             if kind == "servers":
                 doc = pulumi.Output.all(account, repo, log_group.arn).apply(
@@ -354,8 +361,12 @@ class NodeIdentity(pulumi.ComponentResource):
                 doc = pulumi.Output.all(account, log_group.arn).apply(
                     lambda a: json.dumps(router_policy_document(plan, a[0], a[1]))
                 )
-            policies[kind] = aws.iam.RolePolicy(f"{name}-{kind}-policy", role=role.id, policy=doc, opts=child)
-            profiles[kind] = aws.iam.InstanceProfile(f"{name}-{kind}-profile", role=role.name, opts=child)
+            policies[kind] = aws.iam.RolePolicy(
+                f"{name}-{kind}-policy", role=role.id, policy=doc, opts=opts("policy")
+            )
+            profiles[kind] = aws.iam.InstanceProfile(
+                f"{name}-{kind}-profile", role=role.name, opts=opts("profile")
+            )
             roles[kind] = role
 
         self.server_ready: list[pulumi.Resource] = [policies["servers"]]
