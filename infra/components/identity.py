@@ -339,7 +339,7 @@ class NodeIdentity(pulumi.ComponentResource):
         for kind, what in (("servers", "GPU nodes"), ("router", "router node")):
             # The GPU role is the one role of earlier versions under a new name: the aliases
             # keep it (and its profile), so upgrading a stack does not replace its GPU nodes.
-            def opts(part: str, kind: str = kind) -> pulumi.ResourceOptions:
+            def kind_opts(part: str, kind: str = kind) -> pulumi.ResourceOptions:
                 if kind != "servers":
                     return child
                 return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-{part}")])
@@ -348,10 +348,13 @@ class NodeIdentity(pulumi.ComponentResource):
                 f"{name}-{kind}-role",
                 description=f"SGLang {what} of stack {plan.stack}",
                 assume_role_policy=_ec2_trust(),
-                opts=opts("role"),
+                opts=kind_opts("role"),
             )
             aws.iam.RolePolicyAttachment(
-                f"{name}-{kind}-ssm-core", role=role.name, policy_arn=SSM_CORE_POLICY, opts=opts("ssm-core")
+                f"{name}-{kind}-ssm-core",
+                role=role.name,
+                policy_arn=SSM_CORE_POLICY,
+                opts=kind_opts("ssm-core"),
             )
             if kind == "servers":
                 doc = pulumi.Output.all(account, repo, log_group.arn).apply(
@@ -362,10 +365,10 @@ class NodeIdentity(pulumi.ComponentResource):
                     lambda a: json.dumps(router_policy_document(plan, a[0], a[1]))
                 )
             policies[kind] = aws.iam.RolePolicy(
-                f"{name}-{kind}-policy", role=role.id, policy=doc, opts=opts("policy")
+                f"{name}-{kind}-policy", role=role.id, policy=doc, opts=kind_opts("policy")
             )
             profiles[kind] = aws.iam.InstanceProfile(
-                f"{name}-{kind}-profile", role=role.name, opts=opts("profile")
+                f"{name}-{kind}-profile", role=role.name, opts=kind_opts("profile")
             )
             roles[kind] = role
 

@@ -68,7 +68,7 @@ class StandIn:
                 else:
                     self._send(202, {"status": "accepted", "url": body["url"]})
 
-            def log_message(self, *args: object) -> None:
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
