@@ -219,7 +219,8 @@ def key_policy_document(
     """Key policy of the stack's secrets key (pure: tests read it directly).
 
     Statements:
-    - ``AccountAdministersKey``: the account root may run :data:`KEY_ADMIN_ACTIONS` only. Not
+    - ``AccountAdministersKey``: the account root (and the deployer, named so that the lockout
+      safety check passes on the key policy alone) may run :data:`KEY_ADMIN_ACTIONS` only. Not
       ``kms:*``: root ``kms:*`` delegates *use* to IAM, so any principal whose IAM policies allow
       ``kms:Decrypt`` on ``*`` (PowerUserAccess, broad custom policies) could read the secrets
       through SSM. Administrative actions stay delegated so the key never becomes unmanageable
@@ -245,6 +246,10 @@ def key_policy_document(
         A key policy document (only statements for secrets the stack sets).
     """
     via_ssm = f"ssm.{plan.region}.amazonaws.com"
+    root = f"arn:aws:iam::{account}:root"
+    # The deployer by name as well: the lockout safety check then passes on the key policy
+    # alone, whatever IAM policies the deployer has.
+    admins = [root] if deployer_arn == root else [root, deployer_arn]
     arns = {k: parameter_arn(plan.region, account, n) for k, n in plan.secret_params.items()}
 
     def use(sid: str, principal: str, actions: list[str], params: list[str]) -> dict[str, Any]:
@@ -267,7 +272,7 @@ def key_policy_document(
         {
             "Sid": "AccountAdministersKey",
             "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+            "Principal": {"AWS": admins if len(admins) > 1 else admins[0]},
             "Action": list(KEY_ADMIN_ACTIONS),
             "Resource": "*",
         },

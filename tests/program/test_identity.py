@@ -197,7 +197,8 @@ def test_key_policy_names_only_this_stacks_principals() -> None:
         "RouterReadsApiKey",
     }
     admin = by_sid["AccountAdministersKey"]
-    assert admin["Principal"] == {"AWS": f"arn:aws:iam::{FAKE_ACCOUNT}:root"}
+    deployer = f"arn:aws:iam::{FAKE_ACCOUNT}:role/plan-deployer"
+    assert admin["Principal"] == {"AWS": [f"arn:aws:iam::{FAKE_ACCOUNT}:root", deployer]}
     # Administrative actions only: root "kms:*" would let IAM policies grant Decrypt.
     assert admin["Action"] == list(KEY_ADMIN_ACTIONS)
     assert "kms:PutKeyPolicy" in admin["Action"] and "kms:ScheduleKeyDeletion" in admin["Action"]
@@ -207,9 +208,7 @@ def test_key_policy_names_only_this_stacks_principals() -> None:
 
     servers, router = _role_arn(r, "servers"), _role_arn(r, "router")
     # The deployer is the IAM role behind the assumed-role session, not the session.
-    assert by_sid["DeployerWritesParameters"]["Principal"] == {
-        "AWS": f"arn:aws:iam::{FAKE_ACCOUNT}:role/plan-deployer"
-    }
+    assert by_sid["DeployerWritesParameters"]["Principal"] == {"AWS": deployer}
     assert by_sid["DeployerWritesParameters"]["Action"] == ["kms:Encrypt", "kms:Decrypt"]
     assert by_sid["ServersReadHfToken"]["Principal"] == {"AWS": servers}
     assert by_sid["RouterReadsApiKey"]["Principal"] == {"AWS": router}
@@ -224,8 +223,14 @@ def test_key_policy_names_only_this_stacks_principals() -> None:
         assert cond["kms:EncryptionContext:PARAMETER_ARN"] == params, sid
     for sid in ("ServersReadHfToken", "RouterReadsApiKey"):
         assert by_sid[sid]["Action"] == ["kms:Decrypt"]
-    principals = {json.dumps(s["Principal"]) for s in doc["Statement"]}
-    assert len(principals) == 4
+    named = {
+        x
+        for s in doc["Statement"]
+        for x in (
+            s["Principal"]["AWS"] if isinstance(s["Principal"]["AWS"], list) else [s["Principal"]["AWS"]]
+        )
+    }
+    assert named == {f"arn:aws:iam::{FAKE_ACCOUNT}:root", deployer, servers, router}
 
 
 def test_only_the_secrets_set_get_statements() -> None:
