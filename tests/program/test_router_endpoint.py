@@ -28,7 +28,9 @@ def test_public_router_gets_an_eip_on_its_instance() -> None:
 def test_outputs_use_the_eip_address() -> None:
     r = run_cfg()
     eip_ip = PlanMocks.eip_address("router-eip")
-    assert eip_ip != r.ips.get("router")
+    # The mock's router instance has its own auto-assigned public IP (203.0.113.10): the URL
+    # must not be built from it.
+    assert "203.0.113.10" not in r.outputs["router_url"]
     assert r.outputs["router_url"] == f"http://{eip_ip}:8000"
     assert r.outputs["health_url"] == f"http://{eip_ip}:8000/health"
     assert r.outputs["metrics_url"] == f"http://{eip_ip}:29000/metrics"
