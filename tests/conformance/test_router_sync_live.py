@@ -173,16 +173,17 @@ def test_no_add_job_while_the_router_still_tries_a_slow_initial_worker(tmp_path:
 def test_a_dropped_worker_gets_one_add_job_that_is_not_repeated_while_pending(
     tmp_path: Path, procs: list
 ) -> None:
-    """The router drops worker 1 (3 s + 1 s checks); the sync posts it once after the router's
+    """The router drops worker 1 (5 s + 1 s checks); the sync posts it once after the router's
     own attempt; while that add job is pending (worker still down), no second POST; the worker
-    comes up and the pending job adds it."""
-    s = _setup(tmp_path, procs, timeout=3, check=1)
+    comes up and the pending job adds it. (With this binary an add job for a down worker ran
+    3.8 s with 3 s + 1 s settings, so 5 s leaves the job pending well past the worker's start.)"""
+    s = _setup(tmp_path, procs, timeout=5, check=1)
     s["start_sync"]()
     base, urls, proxy = s["base"], s["urls"], s["proxy"]
     assert _wait(lambda: _healthy(base) == {urls[0]}, 20), _healthy(base)
     assert _wait(lambda: len(proxy.posts) >= 1, 30), (tmp_path / "sync.log").read_text()
     first_post = proxy.posts[0][0]
-    assert first_post - s["started"] >= 3 + 2 * 1 - 0.01  # not before the router's own attempt ran out
+    assert first_post - s["started"] >= 5 + 2 * 1 - 0.01  # not before the router's own attempt ran out
     time.sleep(1.2)  # four sync cycles with the job pending and the worker still down
     procs.append(subprocess.Popen([*s["mock"], str(s["ports"][1]), s["model"]]))
     assert _wait(lambda: _healthy(base) == set(urls), 20), (tmp_path / "router.log").read_text()[-3000:]
