@@ -161,6 +161,8 @@ class PlanMocks(Mocks):
         self.public_ips = public_ips
         self.region = region
         self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.invokes: list[tuple[str, str]] = []
+        """``(function token, provider reference)`` of every invoke, in call order."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()
@@ -195,6 +197,13 @@ class PlanMocks(Mocks):
             state["image_name"] = name
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
             state["arn"] = f"arn:aws:logs:{self.region}:{FAKE_ACCOUNT}:log-group:{args.inputs.get('name')}"
+        elif args.typ == "aws:kms/key:Key":
+            rid = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+            state["key_id"] = rid
+            state["arn"] = f"arn:aws:kms:{self.region}:{FAKE_ACCOUNT}:key/{rid}"
+        elif args.typ == "aws:ec2/eip:Eip":
+            state["public_ip"] = self.eip_address(args.name)
+            state["allocation_id"] = rid
         elif args.typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
             kind = "role" if args.typ.endswith(":Role") else "instance-profile"
             state["name"] = f"{args.name}-{digest[:7]}"
@@ -202,11 +211,27 @@ class PlanMocks(Mocks):
             rid = state["name"]
         return rid, state
 
+    @staticmethod
+    def eip_address(name: str) -> str:
+        """A deterministic TEST-NET-3 address for the Elastic IP named ``name``."""
+        hosts = list(ipaddress.ip_network(FAKE_PUBLIC_NET).hosts())
+        return str(hosts[20 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 200])
+
     def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.invokes.append((args.token, args.provider))
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            return {
+                "arn": args.args.get("arn", ""),
+                "id": args.args.get("arn", ""),
+                "issuerArn": f"arn:aws:iam::{FAKE_ACCOUNT}:role/plan-deployer",
+                "issuerId": "AROAPLAN",
+                "issuerName": "plan-deployer",
+                "sessionName": "plan",
+            }, []
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": FAKE_ACCOUNT,
-                "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:user/plan",
+                "arn": f"arn:aws:sts::{FAKE_ACCOUNT}:assumed-role/plan-deployer/plan",
                 "id": FAKE_ACCOUNT,
                 "userId": "AIDAPLAN",
             }, []
@@ -229,7 +254,8 @@ class ProgramRun:
     Attributes:
         stack: stack name. config: the config it ran with. plan: the cluster plan.
         resources: every registered resource, in URN order. outputs: resolved stack outputs.
-        ips: planned private IP per node name.
+        ips: planned private IP per node name. invokes: ``(function token, provider
+        reference)`` of every invoke (an empty reference = the default provider).
     """
 
     stack: str
@@ -238,6 +264,7 @@ class ProgramRun:
     resources: list[RecordedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     ips: dict[str, str] = field(default_factory=dict)
+    invokes: list[tuple[str, str]] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         """Resources of one type token (``aws:ec2/instance:Instance``)."""
@@ -271,12 +298,27 @@ def _fake_addresses(plan: Any) -> tuple[dict[str, str], dict[str, str]]:
     return ips, (public if spec.router_public_ip else {})
 
 
-def run_program(stack: str, config: dict[str, str]) -> ProgramRun:
+def is_secure_value(value: Any) -> bool:
+    """True for a stack file's ``secure:`` value as :func:`load_stack_config` passes it on
+    (``{"secure": "v1:..."}`` serialized), i.e. a key set with ``pulumi config set --secret``."""
+    if not isinstance(value, str) or not value.startswith("{"):
+        return False
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and "secure" in doc
+
+
+def run_program(stack: str, config: dict[str, str], secret_keys: list[str] | None = None) -> ProgramRun:
     """Run the program for ``stack`` with ``config`` under mocks.
 
     Args:
         stack: stack name.
         config: qualified keys to string values (see :func:`load_stack_config`).
+        secret_keys: qualified keys the engine would mark secret; ``None`` = the keys whose
+            value is a stack file's ``secure:`` value (:func:`is_secure_value`). Tests pass
+            plain values with their keys here to stand in for ``pulumi config set --secret``.
 
     Returns:
         The :class:`ProgramRun`.
@@ -284,20 +326,25 @@ def run_program(stack: str, config: dict[str, str]) -> ProgramRun:
     Raises:
         SpecError: when the spec or layout is invalid (before any resource is registered).
     """
+    from infra.plain_secrets import refuse_plain_secret_keys, refuse_secrets_in_spec
     from infra.planning.cluster import plan_cluster
     from infra.program import build, region_of
     from infra.spec import SECRET_KEYS, parse_config
 
     region = region_of(config)
-    secret_keys = [f"{PROJECT}:{k}" for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}")]
-    present = frozenset(k.split(":", 1)[1] for k in secret_keys)
-    plan = plan_cluster(parse_config(config), stack, region, present)  # refuse bad specs first
+    if secret_keys is None:
+        secret_keys = [k for k, v in config.items() if is_secure_value(v)]
+    refuse_plain_secret_keys(config, secret_keys, stack)
+    present = frozenset(k for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}"))
+    spec = parse_config(config)
+    refuse_secrets_in_spec(spec, stack)
+    plan = plan_cluster(spec, stack, region, present)  # refuse bad specs first
     ips, public_ips = _fake_addresses(plan)
     mocks = PlanMocks(ips, public_ips, region)
     monitor = _RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), secret_keys)
-    run = ProgramRun(stack=stack, config=config, plan=plan, ips=ips)
+    run = ProgramRun(stack=stack, config=config, plan=plan, ips=ips, invokes=mocks.invokes)
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:

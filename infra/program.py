@@ -61,10 +61,17 @@ def build(stack: str, config: dict[str, Any]) -> dict[str, Any]:
     Raises:
         SpecError: before any resource exists, when the spec or layout is invalid.
     """
+    from pulumi.runtime import is_config_secret
+
+    from infra.plain_secrets import refuse_plain_secret_keys, refuse_secrets_in_spec
     from infra.planning.cluster import plan_cluster
 
     region = region_of(config)
+    # The engine marks `pulumi config set --secret` keys; secrets in plain text are refused
+    # before anything is planned or created.
+    refuse_plain_secret_keys(config, [k for k in config if is_config_secret(k)], stack)
     spec: StackSpec = parse_config(config)
+    refuse_secrets_in_spec(spec, stack)
     present = frozenset(k for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}"))
     plan = plan_cluster(spec, stack, region, present)
 

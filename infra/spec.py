@@ -229,7 +229,11 @@ class StackSpec(BaseModel):
     subnet_id: str = Field(
         "", description="Existing private subnet for the GPU nodes (with a NAT route); needs vpc_id."
     )
-    router_subnet_id: str = Field("", description="Existing subnet for the router node; empty = subnet_id.")
+    router_subnet_id: str = Field(
+        "",
+        description="Existing subnet for the router node; required with vpc_id when "
+        "router_public_ip is true (a public subnet); empty = subnet_id for a private router.",
+    )
     client_cidrs: list[str] = Field(
         default_factory=list,
         description="CIDRs allowed to reach the router port (no default: the router is never "
@@ -288,7 +292,8 @@ class StackSpec(BaseModel):
     )
     router_public_ip: bool = Field(
         True,
-        description="Give the router a public IPv4 (in the public subnet of a created VPC).",
+        description="Give the router a public IPv4, an Elastic IP that survives replacements (in "
+        "the public subnet of a created VPC, or router_subnet_id).",
     )
 
     # --- server ---
@@ -580,6 +585,15 @@ def _cross_field(spec: StackSpec) -> None:
         raise SpecError(qualified("subnet_id"), "required when vpc_id is set (one subnet, one AZ)")
     if (spec.subnet_id or spec.router_subnet_id) and not spec.vpc_id:
         raise SpecError(qualified("vpc_id"), "required when subnet_id or router_subnet_id is set")
+    if spec.vpc_id and spec.router_public_ip and not spec.router_subnet_id:
+        # subnet_id is the GPU nodes' private subnet (NAT route only): a public IP there is
+        # unreachable from clients.
+        raise SpecError(
+            qualified("router_subnet_id"),
+            "required when vpc_id is set and router_public_ip is true: give a public subnet "
+            "(route 0.0.0.0/0 to an internet gateway) in the same VPC, or set "
+            "router_public_ip false to keep the router private in subnet_id",
+        )
     if not spec.vpc_id and not spec.availability_zone:
         raise SpecError(
             qualified("availability_zone"),

@@ -5,6 +5,7 @@
 #   .tools/civenv/         the Python packages that validator imports
 #   .tools/router-venv/    sglang-router (the real router parser and binary)
 #   .tools/sglang-venv/    sglang (the real launch_server parser) on the CPU build of torch
+#   .tools/parliament-venv/ parliament (IAM policy linter with AWS's action/resource data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -55,5 +56,11 @@ if [ ! -x /usr/sbin/logrotate ] || [ ! -f /lib/systemd/system/logrotate.timer ];
   [ "$(id -u)" = 0 ] || sudo=(sudo)
   "${sudo[@]}" apt-get -qq update
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y logrotate
+fi
+# --- parliament (IAM policy linter: action names, resource ARN formats) ----------------------
+if [ ! -f "${tools}/parliament-venv/.done" ]; then
+  "${py}" -m venv "${tools}/parliament-venv"
+  "${tools}/parliament-venv/bin/pip" install "${pipq[@]}" -r tools/requirements-parliament.txt
+  touch "${tools}/parliament-venv/.done"
 fi
 echo "conformance tools ready in ${tools}"

@@ -51,9 +51,9 @@ class SglangCluster(pulumi.ComponentResource):
             plan,
             net.node_subnet_id,
             net.node_sg_id,
-            identity.instance_profile_arn,
+            identity.server_profile_arn,
             runtime,
-            depends_on=[*identity.ready, *net.ready],
+            depends_on=[*identity.server_ready, *net.ready],
             opts=child,
         )
         router = Router(
@@ -62,8 +62,8 @@ class SglangCluster(pulumi.ComponentResource):
             fleet.head_ips,
             net.router_subnet_id,
             net.router_sg_id,
-            identity.instance_profile_arn,
-            depends_on=[*identity.ready, *net.router_ready],
+            identity.router_profile_arn,
+            depends_on=[*identity.router_ready, *net.router_ready],
             opts=child,
         )
         self.outputs = self._outputs(plan, net, fleet, router, image, identity, store)

@@ -90,7 +90,11 @@ class ServingImage(pulumi.ComponentResource):
         aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle", repository=repo.name, policy=lifecycle_policy(), opts=child
         )
-        token = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id)
+        # parent=self: the invoke runs with the stack's explicit provider (its region), not an
+        # ambient default provider.
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=repo.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
         registry = docker.RegistryArgs(
             server=repo.repository_url,
             username=token.user_name,

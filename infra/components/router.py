@@ -2,6 +2,14 @@
 
 Its worker URLs are the rank-0 private IPs of every server group (Outputs), so the router is
 created after them and replaced when one of them changes.
+
+A public router gets an Elastic IP, so ``router_url`` survives a replaced router (or a replaced
+rank-0 node, which replaces the router through its user data). The launch template keeps
+``associate_public_ip_address``: the router has one interface, so EC2 gives it a public IPv4 at
+launch, and its first boot (apt, PyPI, the AWS CLI, SSM) needs the internet before the EIP
+association exists; associating the EIP then releases that auto-assigned address
+(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-instance-addressing.html#concepts-public-addresses),
+so only the EIP stays and is billed.
 """
 
 from __future__ import annotations
@@ -74,7 +82,22 @@ class Router(pulumi.ComponentResource):
             tags={"Name": f"{plan.stack}-router", "sglang:role": "router"},
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on or []),
         )
-        self.address: pulumi.Output[str] = pulumi.Output.all(
-            self.instance.public_ip, self.instance.private_ip
-        ).apply(lambda a: a[0] or a[1])
+        # --- stable public address (Elastic IP) ---
+        self.eip: aws.ec2.Eip | None = None
+        if spec.router_public_ip:
+            self.eip = aws.ec2.Eip(
+                f"{name}-eip", domain="vpc", tags={"Name": f"{plan.stack}-router"}, opts=child
+            )
+            # A new router is created before the old one is deleted: the new association moves
+            # the address (allow_reassociation), the old one's delete then finds nothing to undo.
+            aws.ec2.EipAssociation(
+                f"{name}-eip-assoc",
+                allocation_id=self.eip.allocation_id,
+                instance_id=self.instance.id,
+                allow_reassociation=True,
+                opts=child,
+            )
+            self.address: pulumi.Output[str] = self.eip.public_ip
+        else:
+            self.address = self.instance.private_ip
         self.register_outputs({"address": self.address})

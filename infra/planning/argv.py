@@ -113,6 +113,13 @@ def router_worker_startup_timeout(spec: StackSpec, total_weights_gib: float) -> 
     return int(-(-secs // 60) * 60)
 
 
+ROUTER_HEALTH_CHECK_TIMEOUT_SECS = 30
+"""``--health-check-timeout-secs`` of the router (sglang-router 0.3.2 defaults to 5 s, checked
+with its parser). SGLang's ``/health`` runs a one-token generation and may take up to 20 s on
+a busy server (``sglang/srt/entrypoints/http_server.py``, shared/reference "Checked 2026-11"),
+so 5 s marks a loaded, healthy worker down after three checks."""
+
+
 def router_argv(spec: StackSpec, worker_urls: list[str], startup_timeout_secs: int) -> list[str]:
     """The router's argv.
 
@@ -141,4 +148,6 @@ def router_argv(spec: StackSpec, worker_urls: list[str], startup_timeout_secs: i
         str(spec.router_prometheus_port),
         "--worker-startup-timeout-secs",
         str(startup_timeout_secs),
+        "--health-check-timeout-secs",
+        str(ROUTER_HEALTH_CHECK_TIMEOUT_SECS),
     ]

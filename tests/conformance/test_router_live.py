@@ -5,7 +5,8 @@ loopback ports, worker URLs to mock workers (``mock_worker.py``: SGLang servers 
 a 3 s start-up timeout so the second worker, started late, is dropped by the router, and
 ``--api-key`` as ``sglang-router-run`` appends it when the stack sets router_api_key. Then
 ``userdata/sglang-router-sync`` (the script the router node runs, reading the key from the
-secrets file) must add the worker back, a chat request with the key must reach a worker and
+secrets file; a stand-in ``systemctl`` first on PATH gives it the router's start time) must add
+the worker back once the router's own attempt is over, a chat request with the key must reach a worker and
 one without it must be refused. Every wait is bounded; processes are killed at
 the end.
 """
@@ -93,6 +94,7 @@ def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list
     _replace_value(argv, "--prometheus-host", "127.0.0.1")
     _replace_value(argv, "--prometheus-port", str(prom))
     _replace_value(argv, "--worker-startup-timeout-secs", "3")
+    argv += ["--worker-startup-check-interval", "1"]
     argv_file = tmp_path / "router.argv"
     argv_file.write_text("\n".join(argv) + "\n")
     secrets = tmp_path / "secrets.env"
@@ -102,7 +104,13 @@ def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list
     procs.append(subprocess.Popen([*mock, str(worker_ports[0]), model]))
     log = (tmp_path / "router.log").open("w")
     cmd = [str(require(ROUTER_PYTHON)), *argv[1:], "--api-key", API_KEY]
+    started = time.monotonic()
     procs.append(subprocess.Popen(cmd, stdout=log, stderr=log))
+    # A stand-in systemctl tells the sync when systemd started the router (CLOCK_MONOTONIC usec).
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "systemctl").write_text(f"#!/bin/sh\necho {int(started * 1e6)}\n")
+    (bindir / "systemctl").chmod(0o755)
     base = f"http://127.0.0.1:{port}"
     assert _wait(lambda: _get(f"{base}/liveness")[0] == 200, 20), "router did not start"
 
@@ -112,6 +120,8 @@ def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list
     assert _wait(lambda: healthy() == {local_urls[0]}, 15), healthy()
     time.sleep(4)  # past the 3 s start-up timeout: the router gave up on the second worker
     assert local_urls[1] not in healthy()
+    # The sync leaves the router's own attempt alone for timeout + 2 check intervals (5 s).
+    time.sleep(max(0.0, started + 5.5 - time.monotonic()))
 
     procs.append(subprocess.Popen([*mock, str(worker_ports[1]), model]))
     sync = subprocess.run(
@@ -128,6 +138,7 @@ def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list
         text=True,
         timeout=30,
         check=False,
+        env={"PATH": f"{bindir}:/usr/bin:/bin"},
     )
     assert sync.returncode == 0, sync.stderr
     assert f"re-added worker {local_urls[1]}" in sync.stderr

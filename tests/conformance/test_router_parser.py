@@ -32,6 +32,7 @@ def test_router_argv_parses(stack: str) -> None:
     assert res["args"]["worker_urls"] == list(doc["outputs"]["server_urls"].values())
     assert res["args"]["policy"] == "cache_aware" or stack not in ("prod-tp16", "tp8-dp2")
     assert res["args"]["port"] == 8000
+    assert res["args"]["health_check_timeout_secs"] >= 30  # SGLang's /health can take 20 s
 
 
 def test_parser_really_rejects() -> None:

@@ -50,7 +50,8 @@ def run_with_secrets(stack: str) -> ProgramRun:
     cfg = load_stack_config(stack_file(stack)[1])
     cfg["sglang-cluster:hf_token"] = HF_TOKEN
     cfg["sglang-cluster:router_api_key"] = API_KEY
-    return run_program(stack, cfg)
+    # As `pulumi config set --secret` would mark them.
+    return run_program(stack, cfg, ["sglang-cluster:hf_token", "sglang-cluster:router_api_key"])
 
 
 # ----- model store -----
@@ -165,65 +166,7 @@ def test_ecr_modes(mode: str) -> None:
     assert ".dkr.ecr.us-east-1.amazonaws.com" in ud.split("SGLANG_ECR_REGISTRY=")[1].splitlines()[0]
 
 
-# ----- node identity -----
-
-
-def _policy(r: ProgramRun) -> dict:
-    return json.loads(r.of_type("aws:iam/rolePolicy:RolePolicy")[0].inputs["policy"])
-
-
-def test_role_and_profile_on_both_launch_templates() -> None:
-    r = run_cfg()
-    (profile,) = r.of_type("aws:iam/instanceProfile:InstanceProfile")
-    (role,) = r.of_type("aws:iam/role:Role")
-    assert profile.inputs["role"].startswith(role.name)
-    trust = json.loads(role.inputs["assumeRolePolicy"])
-    assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
-    (att,) = r.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert att.inputs["policyArn"].endswith("AmazonSSMManagedInstanceCore")
-    for lt in ("sglang-servers-lt", "router-lt"):
-        arn = r.named(lt).inputs["iamInstanceProfile"]["arn"]
-        assert f":instance-profile/{profile.name}-" in arn
-
-
-@pytest.mark.parametrize(
-    ("overrides", "pulls"),
-    [
-        ({"image_source": "uri", "image_efa_complete": True}, False),
-        ({}, True),  # auto: a TP16 server across two EFA nodes builds the EFA image
-        ({"model_s3_uri": "s3://acme-weights/llm"}, True),
-    ],
-    ids=["uri", "build", "s3"],
-)
-def test_policy_is_scoped_to_this_stack(overrides: dict, pulls: bool) -> None:
-    r = run_cfg(**overrides)
-    doc = _policy(r)
-    for st in doc["Statement"]:
-        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-        if "*" in resources:
-            assert st["Action"] == "ecr:GetAuthorizationToken", st  # the only action AWS requires on "*"
-            continue
-        for res in resources:
-            assert "prod-test" in res or "acme-weights" in res or ":repository/" in res, res
-    sids = {s["Sid"] for s in doc["Statement"]}
-    assert {"StackLogs", "StackParameters"} <= sids
-    assert ("StackImagePull" in sids) == pulls
-    assert ("WeightsRead" in sids) == ("model_s3_uri" in overrides)
-    if "model_s3_uri" in overrides:
-        read = next(s for s in doc["Statement"] if s["Sid"] == "WeightsRead")
-        assert read["Resource"] == "arn:aws:s3:::acme-weights/llm/*"
-    params = next(s for s in doc["Statement"] if s["Sid"] == "StackParameters")
-    assert params["Resource"].endswith(":parameter/sglang/prod-test/*")
-
-
-def test_given_ecr_image_gets_pull_on_that_repository_only() -> None:
-    image = "210987654321.dkr.ecr.us-west-2.amazonaws.com/team/sglang:v0.5.23"
-    r = run_cfg(image=image, image_source="uri", image_efa_complete=True)
-    pull = next(s for s in _policy(r)["Statement"] if s["Sid"] == "StackImagePull")
-    assert pull["Resource"] == "arn:aws:ecr:us-west-2:210987654321:repository/team/sglang"
-    ud = unpack_b64(r.named("server-g0-r0").inputs["userDataBase64"])
-    assert "SGLANG_ECR_REGISTRY=210987654321.dkr.ecr.us-west-2.amazonaws.com" in ud
-    assert r.of_type("aws:ecr/repository:Repository") == []
+# ----- node identity (roles, key, policies: test_identity.py) -----
 
 
 def test_log_group_retention() -> None:

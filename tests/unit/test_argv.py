@@ -86,3 +86,10 @@ def test_router_argv_lists_every_worker() -> None:
     i = a.index("--worker-urls")
     assert a[i + 1 : i + 3] == urls and a[i + 3] == "--policy"
     assert a[a.index("--worker-startup-timeout-secs") + 1] == "1980"
+
+
+def test_router_health_check_timeout_covers_sglangs_health() -> None:
+    """SGLang's /health runs a one-token generation (up to 20 s); the router's 5 s default would
+    mark busy workers down."""
+    a = router_argv(parse_config(base_config()), ["http://10.0.1.10:30000"], 1980)
+    assert int(a[a.index("--health-check-timeout-secs") + 1]) >= 30
