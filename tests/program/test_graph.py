@@ -67,10 +67,19 @@ def config_of(stack: str, overrides: dict[str, str], secrets: bool = False) -> d
     return cfg
 
 
+SECRET_CONFIG_KEYS = ("sglang-cluster:hf_token", "sglang-cluster:router_api_key")
+
+
+def run_with_secrets(stack: str, cfg: dict[str, str]) -> ProgramRun:
+    """:func:`run_program` with the secret keys present in ``cfg`` marked secret, as
+    ``pulumi config set --secret`` would (plain secrets are refused)."""
+    return run_program(stack, cfg, secret_keys=[k for k in SECRET_CONFIG_KEYS if k in cfg])
+
+
 @cache
 def run(variant: str, secrets: bool = False) -> ProgramRun:
     stack, overrides = VARIANTS[variant]
-    return run_program(stack, config_of(stack, overrides, secrets))
+    return run_with_secrets(stack, config_of(stack, overrides, secrets))
 
 
 def by_input(r: ProgramRun, type_token: str, key: str, value: Any) -> list[RecordedResource]:
@@ -305,7 +314,7 @@ def test_user_data_input_is_summarized_with_the_size_ec2_counts(variant: str) ->
 def test_no_secret_value_anywhere_in_the_plan_json(stack: str) -> None:
     """Known fake secrets set as Pulumi secrets: the JSON shows "[secret]" where the SDK marked
     them and the values nowhere."""
-    r = run_program(stack, config_of(stack, {}, secrets=True))
+    r = run_with_secrets(stack, config_of(stack, {}, secrets=True))
     text = json.dumps(cli.plan_document(r))
     assert HF_TOKEN not in text and API_KEY not in text
     params = [e for e in cli.plan_document(r)["resources"] if e["type"] == SSM_PARAM]
@@ -318,7 +327,7 @@ def test_nested_secret_is_masked_where_it_is_marked() -> None:
     """The ECR password inside ``registry`` is "[secret]"; server and username stay visible
     (the SDK's own deserializer would mark the whole map secret)."""
     stack, overrides = "tp8-dp2", {"sglang-cluster:image_source": "mirror"}
-    r = run_program(stack, config_of(stack, overrides, secrets=True))
+    r = run_with_secrets(stack, config_of(stack, overrides, secrets=True))
     (img,) = [e for e in cli.plan_document(r)["resources"] if e["type"] == "docker:index/image:Image"]
     reg = img["inputs"]["registry"]
     assert reg["password"] == "[secret]" and reg["username"] == "AWS"
@@ -332,7 +341,7 @@ def test_a_secret_in_plain_text_stops_the_plan(monkeypatch: pytest.MonkeyPatch, 
     cfg = config_of("prod-tp16", {})
     model = cfg["sglang-cluster:model"]
     cfg["sglang-cluster:hf_token"] = model
-    r = run_program("prod-tp16", cfg)
+    r = run_with_secrets("prod-tp16", cfg)
     with pytest.raises(cli.SecretInPlanError) as err:
         cli.plan_document(r)
     assert err.value.paths and model not in str(err.value)

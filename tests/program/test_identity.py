@@ -89,12 +89,17 @@ def test_a_role_and_profile_per_node_kind_on_its_launch_template() -> None:
         assert f":instance-profile/sglang-identity-{kind}-profile-" in arn, (lt, arn)
 
 
+URI_EFA = {"image_source": "uri", "image_efa_complete": True}
+"""A TP16 server across two EFA nodes runs a given image only when it is stated EFA-complete
+(``image_source`` auto would build the EFA image into the stack's repository)."""
+
+
 @pytest.mark.parametrize(
-    "overrides",
-    [{}, {"image_source": "build"}, {"model_s3_uri": "s3://acme-weights/llm"}],
+    ("overrides", "pulls"),
+    [(URI_EFA, False), ({"image_source": "build"}, True), ({"model_s3_uri": "s3://acme-weights/llm"}, True)],
     ids=["uri", "build", "s3"],
 )
-def test_server_policy_reads_hf_token_pulls_stack_image_only(overrides: dict) -> None:
+def test_server_policy_reads_hf_token_pulls_stack_image_only(overrides: dict, pulls: bool) -> None:
     r = run_secrets(**overrides)
     doc = _policy(r, "servers")
     for st in doc["Statement"]:
@@ -106,9 +111,9 @@ def test_server_policy_reads_hf_token_pulls_stack_image_only(overrides: dict) ->
     params = [st for st in doc["Statement"] if any(":parameter/" in x for x in _resources(st))]
     assert [_resources(st) for st in params] == [[HF_ARN]]
     sids = {s["Sid"] for s in doc["Statement"]}
-    assert ("StackImagePull" in sids) == ("image_source" in overrides)
+    assert ("StackImagePull" in sids) == pulls
     assert ("WeightsRead" in sids) == ("model_s3_uri" in overrides)
-    if "image_source" in overrides:
+    if pulls:
         (repo,) = r.of_type("aws:ecr/repository:Repository")
         pull = next(s for s in doc["Statement"] if s["Sid"] == "StackImagePull")
         assert pull["Resource"].endswith(f":repository/{repo.name}-" + pull["Resource"].rsplit("-", 1)[1])
@@ -144,7 +149,7 @@ def test_server_policy_never_names_the_api_key() -> None:
 
 def test_given_ecr_image_gets_pull_on_that_repository_only() -> None:
     image = "210987654321.dkr.ecr.us-west-2.amazonaws.com/team/sglang:v0.5.23"
-    r = run_secrets(image=image)
+    r = run_secrets(image=image, **URI_EFA)
     pull = next(s for s in _policy(r, "servers")["Statement"] if s["Sid"] == "StackImagePull")
     assert pull["Resource"] == "arn:aws:ecr:us-west-2:210987654321:repository/team/sglang"
     assert r.of_type("aws:ecr/repository:Repository") == []
@@ -259,7 +264,7 @@ def test_every_invoke_uses_the_stack_provider(mode: str) -> None:
     """The mock's ``call`` receives the provider reference of each invoke: it must be the
     stack's explicit provider named ``aws`` (``urn:...$pulumi:providers:aws::aws::<id>``), never the
     default provider (an empty reference)."""
-    r = run_secrets(image_source=mode)
+    r = run_secrets(**(URI_EFA if mode == "uri" else {"image_source": mode}))
     tokens = {t for t, _ in r.invokes}
     want = {"aws:index/getCallerIdentity:getCallerIdentity", "aws:iam/getSessionContext:getSessionContext"}
     if mode == "build":

@@ -106,6 +106,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
             "capacity_reservation_az": "us-west-2a",
             "vpc_id": "vpc-0123456789abcdef0",
             "subnet_id": "subnet-0123456789abcdef0",
+            "router_public_ip": False,
             "availability_zone": None,
         },
         "capacity_reservation_az",
@@ -178,6 +179,7 @@ def test_byo_subnet_reservation_az_is_not_compared_offline() -> None:
             capacity_reservation_az="us-east-1c",
             vpc_id="vpc-0123456789abcdef0",
             subnet_id="subnet-0123456789abcdef0",
+            router_public_ip=False,
             availability_zone=None,
         )
     )
