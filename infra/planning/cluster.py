@@ -17,6 +17,7 @@ from infra.planning import argv as argvs
 from infra.planning import flags
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
+from infra.planning.group import group_env
 from infra.planning.layout import Layout, NodePlan, plan_layout
 from infra.planning.storage import (
     fsx_capacity_gib,
@@ -300,6 +301,8 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
         "SGLANG_MODEL_SOURCE": model_source(spec),
         "SGLANG_MODEL_LEADER": "1" if node.group == 0 and node.is_head else "0",
         "SGLANG_HF_TOKEN_PARAM": plan.secret_params.get("hf_token", ""),
+        # Group restart of a multi-node server (userdata/sglang-group); nothing on single-node.
+        **group_env(node.servers[0]),
     }
 
 
