@@ -84,8 +84,9 @@ def regroup_bound_secs() -> int:
 
     The slowest path is a rank that must be stopped: the coordinator sees the exit at once
     (``ExecStopPost``) or within one poll, ``docker stop`` may wait :data:`DOCKER_STOP_SECS` for a
-    rank stuck in NCCL, the dead rank waits ``RestartSec``, then one poll to join and one for
-    rank 0 to see the last join; 5 s for the image check of ``sglang-server-prepare``.
+    rank stuck in NCCL, the dead rank waits ``RestartSec``; then one poll to join, one for rank
+    0 to see the last join and one for the ranks to see rank 0 launch; 5 s for the image check
+    of ``sglang-server-prepare``.
     """
     stop = POLL_SECS + DOCKER_STOP_SECS
-    return max(stop, SYSTEMD_RESTART_SECS) + 5 + 2 * POLL_SECS
+    return max(stop, SYSTEMD_RESTART_SECS) + 5 + 3 * POLL_SECS
