@@ -31,7 +31,9 @@ def _files(user_data: str) -> dict[str, dict]:
 
 
 def _env(text: str) -> dict[str, str]:
-    return {k: shlex.split(v)[0] if v != "''" else "" for k, v in (x.split("=", 1) for x in text.splitlines())}
+    return {
+        k: shlex.split(v)[0] if v != "''" else "" for k, v in (x.split("=", 1) for x in text.splitlines())
+    }
 
 
 def test_group_port_is_inside_the_servers_dist_block_and_clear_of_sglang() -> None:
