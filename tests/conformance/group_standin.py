@@ -14,7 +14,8 @@ loopback. It keeps the parts of SGLang 0.5.23's behaviour that group restart dep
 - a rank that connects to a store whose world is already formed (a stale rendezvous) is
   accepted and never answered, so a lone restart hangs.
 
-``SGLANG_STANDIN_STATUS`` names a file where the rank writes its state (one word).
+``SGLANG_STANDIN_STATUS`` names a file where the rank writes its state (one word);
+``SGLANG_STANDIN_DIE_AFTER`` makes a rank >= 1 exit 1 that many seconds after the world forms.
 """
 
 from __future__ import annotations
@@ -162,6 +163,9 @@ def peer(a: argparse.Namespace) -> None:
     s.settimeout(None)
     _status("serving")
     print(f"stand-in: rank {a.node_rank} in the world", flush=True)
+    die_after = os.environ.get("SGLANG_STANDIN_DIE_AFTER")
+    if die_after:  # a rank that crashes soon after every start (a restart storm)
+        threading.Timer(float(die_after), os._exit, (1,)).start()
     _ticks([f], False)
     _stuck(a.dist_timeout, "rank 0 is gone")
 

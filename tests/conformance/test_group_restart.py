@@ -26,6 +26,7 @@ binds 127.0.0.1 only, and every process is killed at the end of each test.
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 import json
 import os
 import random
@@ -82,7 +83,14 @@ def _ports() -> tuple[int, int]:
 class Cluster:
     """The nodes of server s0 of a stack, each with its units under a :class:`Manager`."""
 
-    def __init__(self, tmp: Path, group: bool = True, **overrides: Any) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        group: bool = True,
+        node_env: dict[int, dict[str, str]] | None = None,
+        timings: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> None:
         spec = parse_config(base_config(**overrides))
         plan = plan_cluster(spec, "rehearsal")
         dist_port, self.http_port = _ports()
@@ -95,7 +103,7 @@ class Cluster:
             etc, run = root / "etc", root / "run"
             etc.mkdir(parents=True)
             values = server_node_env(plan, node, "127.0.0.1", plan.runtime_for_plan())
-            values.update(group_env(server), SGLANG_DIST_INIT_PORT=str(dist_port), **TIMINGS)
+            values.update(group_env(server), SGLANG_DIST_INIT_PORT=str(dist_port), **(timings or TIMINGS))
             (etc / "node.env").write_text(env_file(values))
             argv = server_argv(spec, server, node.rank, "127.0.0.1")
             assert argv[argv.index("--dist-timeout") + 1] == str(DIST_TIMEOUT_SECS)
@@ -106,6 +114,7 @@ class Cluster:
                 "SGLANG_RUN_DIR": str(run),
                 "SGLANG_GROUP_BIND": "127.0.0.1",
                 "SGLANG_STANDIN_STATUS": str(status),
+                **(node_env or {}).get(node.rank, {}),
             }
             self.status.append(status)
             self.nodes.append(self.manager.add(Node(node.name, root, env, self._units(argv, group))))
@@ -263,3 +272,27 @@ def test_lone_restart_hangs_without_group_restart(cluster_factory: Any) -> None:
     time.sleep(3)  # rank 1 is connected to the stale store by now; nothing changes
     assert not c.healthy()
     assert c.status_of(0) == "stuck" and c.status_of(1) == "rendezvous"
+
+
+def test_restart_storm_is_bounded_by_backoff(cluster_factory: Any) -> None:
+    """Rank 1 crashes 0.3 s after every start. Each crash ends the generation, but rank 0's
+    forced restarts come no faster than the backoff allows (base 2 s, doubling, at most 8 s
+    here; 15 s to 300 s in production), so the group never restarts in a tight loop."""
+    timings = {**TIMINGS, "SGLANG_GROUP_BACKOFF_SECS": "2 8"}
+    c, _ = _serving_group(cluster_factory, timings=timings)
+    c.nodes[1].env["SGLANG_STANDIN_DIE_AFTER"] = "0.3"
+    c.kill_main(1)  # restarts with the crash-looping environment
+    time.sleep(22)
+    log = (c.nodes[0].root / "node.log").read_text().splitlines()
+    stamps = [
+        datetime.fromisoformat(line.split()[0]).timestamp()
+        for line in log
+        if "restarting sglang-server@0.service" in line
+    ]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    print(f"\nforced restarts of rank 0 in 22 s: {len(stamps)}, gaps {[round(g) for g in gaps]} s")
+    assert len(stamps) >= 3, log[-20:]
+    # Log stamps have 1 s resolution: each gap is at least the backoff step minus 1 s.
+    for n, gap in enumerate(gaps, start=1):
+        assert gap >= min(8, 2 * 2 ** (n - 1)) - 1, (n, gaps)
+    assert len(stamps) <= 5  # 0, 2, 6, 14, 22 s at the earliest
