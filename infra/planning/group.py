@@ -35,8 +35,8 @@ attention, ``dist_init_port + 1 .. + 6`` (``server_args.py`` ``PortArgs.init_new
 DIST_TIMEOUT_SECS = 600
 """``--dist-timeout`` (seconds, an int; SGLang 0.5.23 ``arg_groups/fields/parallel.py`` passes it
 to ``torch.distributed.init_process_group(timeout=...)``). It bounds the TCPStore rendezvous
-and every collective (NCCL watchdog, gloo CPU groups). Unset, torch uses 10 min for NCCL but
-30 min for the gloo groups and the store. Lower values risk a false failure: the first
+and every collective (NCCL watchdog, gloo CPU groups). Unset, torch 2.13 uses 10 min for NCCL
+and the store, 30 min for SGLang's gloo CPU groups (``distributed_c10d._get_default_timeout``). Lower values risk a false failure: the first
 collective after weight loading waits for the slowest rank, and ranks >= 1 wait in the
 store for rank 0 to import and bind (rank 0 starts last, after every rank has joined)."""
 
