@@ -21,13 +21,14 @@ loopback. It keeps the parts of SGLang 0.5.23's behaviour that group restart dep
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import socket
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import BinaryIO
+from typing import Any
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
@@ -57,7 +58,7 @@ def _stuck(timeout: int, why: str) -> None:
     os._exit(1)
 
 
-def _ticks(files: list[BinaryIO], rank0: bool) -> None:
+def _ticks(files: list[io.BufferedRWPair], rank0: bool) -> None:
     """The collectives: rank 0 sends TICK to every peer, each answers TOCK; returns when a peer
     is gone (the real NCCL on EFA would not notice; the caller then hangs like it)."""
     while True:
@@ -87,7 +88,7 @@ def rank0(a: argparse.Namespace) -> None:
     store.bind((host, int(port)))  # fails while a live process holds it, as SGLang would
     store.listen(16)
     _status("rendezvous")
-    peers: list[BinaryIO] = []
+    peers: list[io.BufferedRWPair] = []
     store.settimeout(0.5)
     deadline = time.monotonic() + a.dist_timeout
     while len(peers) < a.nnodes - 1:
@@ -125,7 +126,7 @@ def rank0(a: argparse.Namespace) -> None:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, *args: object) -> None:
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     http = HTTPServer((os.environ.get("SGLANG_STANDIN_HOST", "127.0.0.1"), a.port), Health)

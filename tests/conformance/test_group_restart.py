@@ -26,7 +26,7 @@ binds 127.0.0.1 only, and every process is killed at the end of each test.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+import itertools
 import json
 import os
 import random
@@ -37,6 +37,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ class Cluster:
             etc.mkdir(parents=True)
             values = server_node_env(plan, node, "127.0.0.1", plan.runtime_for_plan())
             values.update(group_env(server), SGLANG_DIST_INIT_PORT=str(dist_port), **(timings or TIMINGS))
+            assert values["SGLANG_GROUP_PORT"] == str(dist_port + GROUP_PORT_OFFSET)
             (etc / "node.env").write_text(env_file(values))
             argv = server_argv(spec, server, node.rank, "127.0.0.1")
             assert argv[argv.index("--dist-timeout") + 1] == str(DIST_TIMEOUT_SECS)
@@ -119,7 +121,6 @@ class Cluster:
             self.status.append(status)
             self.nodes.append(self.manager.add(Node(node.name, root, env, self._units(argv, group))))
         self.coordinator = f"http://127.0.0.1:{dist_port + GROUP_PORT_OFFSET}"
-        assert values["SGLANG_GROUP_PORT"] == str(dist_port + GROUP_PORT_OFFSET)
 
     @staticmethod
     def _units(argv: list[str], group: bool) -> list[Unit]:
@@ -289,7 +290,7 @@ def test_restart_storm_is_bounded_by_backoff(cluster_factory: Any) -> None:
         for line in log
         if "restarting sglang-server@0.service" in line
     ]
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     print(f"\nforced restarts of rank 0 in 22 s: {len(stamps)}, gaps {[round(g) for g in gaps]} s")
     assert len(stamps) >= 3, log[-20:]
     # Log stamps have 1 s resolution: each gap is at least the backoff step minus 1 s.
