@@ -38,7 +38,8 @@ def test_drop_in_really_applies(tmp_path: Path) -> None:
     )
     text = proc.stdout
     assert proc.returncode == 0, proc.stderr
-    assert text.index("sglang-server-prepare %i") < text.index("sglang-group start %i")
+    pre = [line for line in text.splitlines() if line.startswith("ExecStartPre=")]
+    assert len(pre) >= 2 and pre[-1] == "ExecStartPre=/usr/local/bin/sglang-group start %i", pre
     assert "Wants=sglang-group@%i.service" in text
 
 
