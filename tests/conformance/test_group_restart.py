@@ -320,3 +320,17 @@ def test_production_timings(cluster_factory: Any) -> None:
     print(f"regroup_bound_secs() = {regroup_bound_secs()} s (with a 30 s docker stop)")
     assert c.nodes[1].units["sglang-server@0.service"].restart_sec == 15  # the unit's own
     assert took > 0
+
+
+def test_coordinator_or_watcher_crash_restarts_nothing(cluster_factory: Any) -> None:
+    """The group units themselves crash (SIGKILL) and come back through ``Restart=always``:
+    rank 0's coordinator reloads its generation from /run, the peers' heartbeats resume within
+    the silence limit, and no server restarts."""
+    c, gen = _serving_group(cluster_factory)
+    for node in c.nodes:
+        svc = node.service("sglang-group@0.service")
+        os.killpg(svc.main_pid, signal.SIGKILL)
+    time.sleep(2 * float(TIMINGS["SGLANG_GROUP_LOST_SECS"]))
+    assert c.state()["gen"] == gen and c.healthy()
+    assert all(n.service("sglang-group@0.service").starts >= 2 for n in c.nodes)
+    assert all(n.service("sglang-server@0.service").starts == 1 for n in c.nodes)
