@@ -205,6 +205,9 @@ def server_user_data(
 ) -> str:
     """User data of one GPU node.
 
+    A node of a multi-node server (``SGLANG_NNODES`` > 1 in ``node_env``) also gets the group
+    restart files: ``sglang-group``, ``sglang-group@.service`` and the server unit's drop-in.
+
     Args:
         node_name: stable node name (``server-g0-r0``), for the size error.
         node_env: ``/etc/sglang/node.env`` values (no secrets: the file is world-readable).
