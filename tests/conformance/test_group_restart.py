@@ -99,6 +99,7 @@ class Cluster:
         spec = parse_config(base_config(**overrides))
         plan = plan_cluster(spec, "rehearsal")
         dist_port, self.http_port = _ports()
+        self.dist_port = dist_port
         self.manager = Manager(tmp / "bin")
         self.nodes: list[Node] = []
         self.status: list[Path] = []
@@ -334,3 +335,28 @@ def test_coordinator_or_watcher_crash_restarts_nothing(cluster_factory: Any) -> 
     assert c.state()["gen"] == gen and c.healthy()
     assert all(n.service("sglang-group@0.service").starts >= 2 for n in c.nodes)
     assert all(n.service("sglang-server@0.service").starts == 1 for n in c.nodes)
+
+
+def test_rank0_waits_for_a_stale_store_to_go(cluster_factory: Any) -> None:
+    """An old rank-0 store still listens on the dist-init port (a container that outlived its
+    unit): rank 0 opens no generation, so no rank can rendezvous with the stale store, until
+    the port is free."""
+    c = cluster_factory()
+    stale = socket.socket()
+    stale.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    stale.bind(("127.0.0.1", c.dist_port))
+    stale.listen(8)
+    try:
+        c.boot()
+        seen: list[str] = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                seen.append(c.state()["phase"])
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert seen and set(seen) == {"none"}, seen
+    finally:
+        stale.close()
+    c.wait_serving("stale store gone", time.monotonic())
