@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from infra.planning.group import DIST_TIMEOUT_SECS
 from infra.planning.layout import ServerPlan
 from infra.planning.storage import model_path
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 SERVER_MODULE = ("python3", "-m", "sglang.launch_server")
 ROUTER_MODULE = ("python3", "-m", "sglang_router.launch_router")
 DIST_INIT_FLAG = "--dist-init-addr"
+DIST_TIMEOUT_FLAG = "--dist-timeout"
 ROUTER_SYNC_ARGV = ("/usr/bin/python3", "/usr/local/bin/sglang-router-sync", "--interval", "30")
 """The router node's second process (``userdata/sglang-router-sync.service`` runs exactly this):
 it re-adds workers the router dropped after ``--worker-startup-timeout-secs``."""
@@ -37,8 +39,9 @@ def server_argv(spec: StackSpec, server: ServerPlan, node_rank: int, head_ip: st
 
     Returns:
         ``["python3", "-m", "sglang.launch_server", "--model-path", ...]``; the model path is the
-        FSx copy (``/fsx/models/<id>``) when the stack has a model store. Multi-node servers end
-        with ``--dist-init-addr HEAD_IP:PORT`` (see :func:`split_dist_init`).
+        FSx copy (``/fsx/models/<id>``) when the stack has a model store. Multi-node servers get
+        ``--dist-timeout`` (:data:`infra.planning.group.DIST_TIMEOUT_SECS` seconds) and end with
+        ``--dist-init-addr HEAD_IP:PORT`` (see :func:`split_dist_init`).
     """
     argv = [
         *SERVER_MODULE,
@@ -72,6 +75,10 @@ def server_argv(spec: StackSpec, server: ServerPlan, node_rank: int, head_ip: st
         argv.append("--trust-remote-code")
     argv += list(spec.extra_server_args)
     if server.nnodes > 1:
+        # Group restart (issue 6 part 4): bound the rendezvous and collective waits, unless the
+        # user set their own value in extra_server_args.
+        if not any(a.split("=", 1)[0] == DIST_TIMEOUT_FLAG for a in spec.extra_server_args):
+            argv += [DIST_TIMEOUT_FLAG, str(DIST_TIMEOUT_SECS)]
         argv += [
             "--nnodes",
             str(server.nnodes),

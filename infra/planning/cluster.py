@@ -19,6 +19,8 @@ from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
 from infra.planning.image import resolve_image
+
+from infra.planning.group import group_env
 from infra.planning.layout import Layout, NodePlan, plan_layout
 from infra.planning.storage import (
     fsx_capacity_gib,
@@ -312,6 +314,8 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
         "SGLANG_HF_TOKEN_PARAM": plan.secret_params.get("hf_token", ""),
         # require_efa: sglang-server-run watches NCCL's transport and stops a non-EFA server.
         "SGLANG_REQUIRE_EFA": "1" if require_efa(spec, plan.layout) else "0",
+        # Group restart of a multi-node server (userdata/sglang-group); nothing on single-node.
+        **group_env(node.servers[0]),
     }
 
 

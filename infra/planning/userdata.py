@@ -55,6 +55,11 @@ SERVER_UNITS = (
     "sglang-server@.service",
     "sglang-ready@.service",
 )
+# Group restart of multi-node servers (issue 6 part 4): installed only where SGLANG_NNODES > 1.
+GROUP_SCRIPTS = ("sglang-group",)
+GROUP_UNITS = ("sglang-group@.service",)
+GROUP_DROP_IN = ("sglang-group.conf", "/etc/systemd/system/sglang-server@.service.d/sglang-group.conf")
+"""Drop-in that adds the group hooks to every ``sglang-server@`` instance (source, installed path)."""
 ROUTER_SCRIPTS = (*NODE_SCRIPTS, "sglang-router-install", "sglang-router-run", "sglang-router-sync")
 ROUTER_UNITS = ("sglang-node.service", "sglang-router.service", "sglang-router-sync.service")
 ROUTER_ENABLED = ("sglang-router.service", "sglang-router-sync.service")
@@ -213,6 +218,9 @@ def server_user_data(
 ) -> str:
     """User data of one GPU node.
 
+    A node of a multi-node server (``SGLANG_NNODES`` > 1 in ``node_env``) also gets the group
+    restart files: ``sglang-group``, ``sglang-group@.service`` and the server unit's drop-in.
+
     Args:
         node_name: stable node name (``server-g0-r0``), for the size error.
         node_env: ``/etc/sglang/node.env`` values (no secrets: the file is world-readable).
@@ -234,6 +242,12 @@ def server_user_data(
     files += _static(SERVER_SCRIPTS, "/usr/local/bin", "0755")
     files += _static(SERVER_UNITS, "/etc/systemd/system", "0644")
     files += _logrotate()
+
+    if int(node_env.get("SGLANG_NNODES", "1")) > 1:
+        # The drop-in Wants= sglang-group@SLOT, so nothing else needs enabling.
+        files += _static(GROUP_SCRIPTS, "/usr/local/bin", "0755")
+        files += _static(GROUP_UNITS, "/etc/systemd/system", "0644")
+        files.append(_write(GROUP_DROP_IN[1], static_file(GROUP_DROP_IN[0])))
     # sglang-node and sglang-model come in through Requires=; ready@ is wanted by its server.
     units = [f"sglang-server@{p.slot}.service" for p in processes]
     units += [f"sglang-ready@{p.slot}.service" for p in processes if p.is_head]

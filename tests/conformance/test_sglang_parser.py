@@ -10,6 +10,7 @@ from functools import cache
 import pytest
 
 from infra.planning import flags
+from infra.planning.group import DIST_TIMEOUT_SECS
 from tests.conformance.conftest import ROUTER_PYTHON, SGLANG_PYTHON, plan_json, require, run_json
 from tests.conftest import ROOT, STACKS
 
@@ -46,6 +47,7 @@ def test_server_argvs_parse(stack: str) -> None:
         if "--nnodes" in argv:
             assert args["nnodes"] == spec["nodes_per_server"]
             assert args["dist_init_addr"].endswith(":20000")
+            assert args["dist_timeout"] == DIST_TIMEOUT_SECS  # group restart: bounded waits
 
 
 def test_parser_really_rejects_abbreviations() -> None:
