@@ -29,6 +29,8 @@ from pathlib import Path
 
 import yaml
 
+from infra.planning.minify import shipped
+
 USERDATA_DIR = Path(__file__).resolve().parents[2] / "userdata"
 MAX_USER_DATA_BYTES = 16384
 """EC2 limit on raw user data, before base64
@@ -92,6 +94,13 @@ def static_file(name: str) -> str:
     return (USERDATA_DIR / name).read_text(encoding="utf-8")
 
 
+@cache
+def shipped_file(name: str) -> str:
+    """What a node receives of ``userdata/<name>``: the file without comments
+    (:func:`infra.planning.minify.shipped`), so the user data stays under EC2's limit."""
+    return shipped(static_file(name))
+
+
 def env_file(values: Mapping[str, str]) -> str:
     """``KEY=value`` lines, values shell-quoted (read by bash ``.`` and systemd EnvironmentFile).
 
@@ -127,11 +136,11 @@ def _write(path: str, content: str, permissions: str = "0644") -> dict[str, str]
 
 
 def _static(names: tuple[str, ...], directory: str, permissions: str) -> list[dict[str, str]]:
-    return [_write(f"{directory}/{n}", static_file(n), permissions) for n in names]
+    return [_write(f"{directory}/{n}", shipped_file(n), permissions) for n in names]
 
 
 def _logrotate() -> list[dict[str, str]]:
-    return [_write(path, static_file(name)) for name, path in LOGROTATE_FILES]
+    return [_write(path, shipped_file(name)) for name, path in LOGROTATE_FILES]
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -238,7 +247,7 @@ def server_user_data(
     files += [_write(f"/etc/sglang/server-{p.slot}.argv", argv_file(p.argv)) for p in processes]
     files.append(_write("/etc/sglang/container.env", docker_env_file(container_env)))
     files.append(_write(CLOUDWATCH_CONFIG, json.dumps(cloudwatch, indent=1) + "\n"))
-    files.append(_write(LIB_PATH, static_file("sglang-lib.sh")))
+    files.append(_write(LIB_PATH, shipped_file("sglang-lib.sh")))
     files += _static(SERVER_SCRIPTS, "/usr/local/bin", "0755")
     files += _static(SERVER_UNITS, "/etc/systemd/system", "0644")
     files += _logrotate()
@@ -247,7 +256,7 @@ def server_user_data(
         # The drop-in Wants= sglang-group@SLOT, so nothing else needs enabling.
         files += _static(GROUP_SCRIPTS, "/usr/local/bin", "0755")
         files += _static(GROUP_UNITS, "/etc/systemd/system", "0644")
-        files.append(_write(GROUP_DROP_IN[1], static_file(GROUP_DROP_IN[0])))
+        files.append(_write(GROUP_DROP_IN[1], shipped_file(GROUP_DROP_IN[0])))
     # sglang-node and sglang-model come in through Requires=; ready@ is wanted by its server.
     units = [f"sglang-server@{p.slot}.service" for p in processes]
     units += [f"sglang-ready@{p.slot}.service" for p in processes if p.is_head]
@@ -278,7 +287,7 @@ def router_user_data(node_env: Mapping[str, str], argv: list[str], cloudwatch: M
         _write("/etc/sglang/router.argv", argv_file(argv)),
         _write(CLOUDWATCH_CONFIG, json.dumps(cloudwatch, indent=1) + "\n"),
     ]
-    files.append(_write(LIB_PATH, static_file("sglang-lib.sh")))
+    files.append(_write(LIB_PATH, shipped_file("sglang-lib.sh")))
     files += _static(ROUTER_SCRIPTS, "/usr/local/bin", "0755")
     files += _static(ROUTER_UNITS, "/etc/systemd/system", "0644")
     files += _logrotate()
