@@ -58,8 +58,8 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("no client CIDRs", {"client_cidrs": None}, "sglang-cluster:client_cidrs"),
     ("bad client CIDR", {"client_cidrs": ["10.0.0.1/8"]}, "sglang-cluster:client_cidrs"),
     ("no AZ for a created VPC", {"availability_zone": None}, "sglang-cluster:availability_zone"),
-    ("subnet without vpc", {"subnet_id": "subnet-1"}, "sglang-cluster:vpc_id"),
-    ("vpc without subnet", {"vpc_id": "vpc-1"}, "sglang-cluster:subnet_id"),
+    ("subnet without vpc", {"subnet_id": "subnet-0123456789abcdef0"}, "sglang-cluster:vpc_id"),
+    ("vpc without subnet", {"vpc_id": "vpc-0123456789abcdef0"}, "sglang-cluster:subnet_id"),
     (
         "owned flag in extra args",
         {"extra_server_args": ["--tp-size", "8"]},

@@ -30,7 +30,8 @@ def test_72b_on_one_h100_is_refused_with_gib_figures() -> None:
     with pytest.raises(SpecError) as e:
         plan_layout(parse_config(base_config(tp_size=1)))
     msg = e.value.message
-    assert "GiB of weights per GPU" in msg and "135.4 GiB" in msg and "67.7 GiB static pool" in msg
+    assert "GiB of weights per GPU" in msg and "135.4 GiB" in msg and "66.1 GiB static pool" in msg
+    assert "mem_fraction_static 0.83 (SGLang 0.5.23's own choice" in msg
 
 
 def test_72b_fits_on_tp4_h200() -> None:

@@ -80,7 +80,9 @@ def test_unknown_model_needs_shape() -> None:
 
 
 def test_byo_network_needs_subnet_and_no_az() -> None:
-    spec = parse_config(base_config(availability_zone=None, vpc_id="vpc-123", subnet_id="subnet-123"))
+    spec = parse_config(
+        base_config(availability_zone=None, vpc_id="vpc-0a1b2c3d4e5f60718", subnet_id="subnet-0a1b2c3d")
+    )
     assert not spec.creates_vpc
 
 
