@@ -145,12 +145,21 @@ def parse_image_reference(ref: str) -> ImageReference:
         raise ValueError(_explain(ref))
     if len(m.group("name")) > NAME_MAX:
         raise ValueError(f"the repository name is longer than {NAME_MAX} characters")
+    domain, path = m.group("domain") or "", m.group("path")
+    if domain and not _is_registry(domain):
+        # distribution/reference (normalize.go splitDockerDomain): a first component without
+        # "." or ":", other than localhost and in lower case, is a path component (Docker Hub).
+        domain, path = "", f"{domain}/{path}"
     return ImageReference(
-        domain=m.group("domain") or "",
-        path=m.group("path"),
+        domain=domain,
+        path=path,
         tag=m.group("tag") or "",
         digest=m.group("digest") or "",
     )
+
+
+def _is_registry(first: str) -> bool:
+    return "." in first or ":" in first or first == "localhost" or first.lower() != first
 
 
 def _explain(ref: str) -> str:

@@ -128,6 +128,47 @@ def _write_stack(tmp_path: Path, cfg: dict[str, Any]) -> Path:
     return path
 
 
+# Part 9 of issue 6 (spec rules users trip on), kept in one block.
+CASES += [
+    ("AZ of another region", {"availability_zone": "us-west-2a"}, "sglang-cluster:availability_zone"),
+    ("region misspelt", {"aws:region": "us-east"}, "aws:region"),
+    (
+        "VPC id not hex",
+        {"vpc_id": "vpc-prod", "subnet_id": "subnet-0123456789abcdef0"},
+        "sglang-cluster:vpc_id",
+    ),
+    (
+        "subnet id of 12 digits",
+        {"vpc_id": "vpc-0123456789abcdef0", "subnet_id": "subnet-0123456789ab"},
+        "sglang-cluster:subnet_id",
+    ),
+    ("AMI id with a wrong prefix", {"ami_id": "ami0123456789abcdef0"}, "sglang-cluster:ami_id"),
+    ("image with upper-case repository", {"image": "lmsysorg/SGLang:v0.5.23"}, "sglang-cluster:image"),
+    ("image tag too long", {"image": "lmsysorg/sglang:" + "v" * 129}, "sglang-cluster:image"),
+    ("image digest too short", {"image": "lmsysorg/sglang@sha256:abc"}, "sglang-cluster:image"),
+    (
+        "owned flag through an alias",
+        {"extra_server_args": ["--attention-data-parallel-size", "8"]},
+        "sglang-cluster:extra_server_args",
+    ),
+    (
+        "model path through --model",
+        {"extra_server_args": ["--model=/fsx/other"]},
+        "sglang-cluster:extra_server_args",
+    ),
+    (
+        "config file in extra args",
+        {"extra_server_args": ["--config", "x.yaml"]},
+        "sglang-cluster:extra_server_args",
+    ),
+    (
+        "a2a backend that changes ep_size",
+        {"extra_server_args": ["--moe-a2a-backend", "deepep"]},
+        "sglang-cluster:extra_server_args",
+    ),
+]
+
+
 def test_enough_distinct_cases() -> None:
     assert len({c[0] for c in CASES}) >= 15
     assert len({c[2] for c in CASES}) >= 15
