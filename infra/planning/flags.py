@@ -2,7 +2,7 @@
 
 ``data/sglang_flags.json`` is written by ``tools/dump_flags.py`` from the real argparse parsers
 of ``sglang==SGLANG_VERSION`` and ``sglang-router==ROUTER_VERSION`` (their own ``add_cli_args``),
-and ``tests/conformance/test_flags_match_parsers.py`` checks it against those parsers on every
+and ``tests/conformance/test_sglang_parser.py`` checks it against those parsers on every
 CI run. The spec uses it to refuse a misspelt or abbreviated ``extra_server_args`` flag before
 any resource exists (argparse would otherwise accept ``--enable-ep`` as an abbreviation of
 ``--enable-eplb``, a different feature).

@@ -84,9 +84,6 @@ MLA_MODEL_PREFIXES: tuple[str, ...] = (
 """Hugging Face ids of models with multi-head latent attention (SGLang's ``AttentionArch.MLA``,
 ``configs/model_config.py``), which changes SGLang's graph reserve."""
 
-_PREFILL_GRAPH_MAX_PP = 8192
-
-
 def gpu_total_mib(node: InstanceType) -> float:
     """GPU memory as ``nvidia-smi`` reports it (MiB), else the catalog's GiB x 1024."""
     return NVIDIA_SMI_TOTAL_MIB.get((node.gpu_model, node.gpu_memory_gib), node.gpu_memory_gib * 1024)
@@ -139,14 +136,15 @@ def sglang_mem_fraction_static(
     A mirror of ``handle_gpu_memory_settings`` and ``reserve_for_graph_mb`` in
     ``sglang/srt/arg_groups/memory_hook.py`` of sglang 0.5.23, for what this project renders:
     a CUDA device, no PD disaggregation, no speculative decoding, default CUDA graph backends
-    (decode ``full``, prefill ``breakable``), no DeepEP all-to-all (the spec refuses
+    (decode ``full``; prefill ``breakable``, which SGLang turns off when ``pp > 1``,
+    ``arg_groups/cuda_graph_hook.py``), no DeepEP all-to-all (the spec refuses
     ``--moe-a2a-backend``), a text-only model, and ``SGLANG_ENABLE_POST_CAPTURE_KV_SIZING`` off
     (its default). SGLang reserves, in MiB::
 
         512 + 1.5 x max(chunked_prefill_size, 2048) + tp x pp / 8 x 1024
             + 2 x decode_max_bs                         (decode CUDA graphs)
             + attention DP padding (3, +1.5 above batch 300, x decode_max_bs x attn_dp_size)
-            + 8 per prefill graph size (1536 for MLA models)
+            + 8 per prefill graph size (1536 for MLA models; none when pp > 1)
         at least 10240 on GPUs over 60 GiB
 
     and returns ``round((gpu - reserved) / gpu, 3)``. ``tests/conformance/
@@ -167,8 +165,6 @@ def sglang_mem_fraction_static(
     if max_running_requests is not None and decode_max_bs > max_running_requests:
         decode_max_bs = max_running_requests
     prefill_max_bs = min(8192, chunk) if mla else chunk
-    if pp > 1:
-        prefill_max_bs = min(prefill_max_bs, _PREFILL_GRAPH_MAX_PP)
 
     reserved = 512 + max(chunk, 2048) * 1.5 + tp * pp / 8 * 1024
     graphs = decode_max_bs * 2.0
@@ -176,7 +172,10 @@ def sglang_mem_fraction_static(
         graphs += decode_max_bs * attn_dp_size * 3
         if decode_max_bs > 300:
             graphs += decode_max_bs * attn_dp_size * 1.5
-    graphs += 1.5 * 1024 if mla else len(_prefill_graph_sizes(prefill_max_bs)) * 8
+    if pp == 1:
+        # Breakable prefill graphs are SGLang's default on CUDA, but off by default with PP
+        # (cuda_graph_hook.py apply_cuda_graph_compatibility).
+        graphs += 1.5 * 1024 if mla else len(_prefill_graph_sizes(prefill_max_bs)) * 8
     reserved += graphs
     if gpu_mem_mib > 60 * 1024:
         reserved = max(reserved, 10 * 1024)

@@ -29,18 +29,19 @@ TOOL_CALL_FLAG = "--tool-call-parser"
 # (https://docs.sglang.io/docs/advanced_features/separate_reasoning.md and
 # .../tool_parser.md, read 2026-11):
 # - Qwen3 writes <think> blocks (reasoning "qwen3") and Hermes-style <tool_call> JSON, the
-#   format of the "qwen25" detector; Qwen3-Coder has its own XML calls ("qwen3_coder"); the
-#   Qwen3 "-Instruct-2507" models do not think.
-# - Qwen2.5 Instruct: <tool_call> JSON ("qwen25"), no reasoning.
+#   format of the Qwen2.5 detector, named "qwen" (SGLang 0.5.23 deprecates the older name
+#   "qwen25" and rewrites it to "qwen", arg_groups/serving_hook.py); Qwen3-Coder has its own
+#   XML calls ("qwen3_coder"); the Qwen3 "-Instruct-2507" models do not think.
+# - Qwen2.5 Instruct: <tool_call> JSON ("qwen"), no reasoning.
 # - DeepSeek-R1: <think> ("deepseek-r1") and DeepSeek-V3 tool-call tokens ("deepseekv3");
 #   DeepSeek-V3: "deepseekv3".
 # DeepSeek-V2 (-Lite) and Qwen1.5 have neither a reasoning format nor a tool-call format that
 # SGLang parses: no parser is set for them.
 MODEL_PARSERS: tuple[tuple[str, str, str], ...] = (
     ("Qwen/Qwen3-Coder", "", "qwen3_coder"),
-    ("Qwen/Qwen3-", "qwen3", "qwen25"),
+    ("Qwen/Qwen3-", "qwen3", "qwen"),
     ("Qwen/Qwen2.5-Coder", "", ""),
-    ("Qwen/Qwen2.5-", "", "qwen25"),
+    ("Qwen/Qwen2.5-", "", "qwen"),
     ("deepseek-ai/DeepSeek-R1", "deepseek-r1", "deepseekv3"),
     ("deepseek-ai/DeepSeek-V3-", "", "deepseekv3"),
 )
@@ -81,7 +82,7 @@ def serving_default_args(spec: StackSpec) -> list[str]:
 
     Returns:
         e.g. ``["--enable-metrics", "--reasoning-parser", "qwen3", "--tool-call-parser",
-        "qwen25"]`` for Qwen/Qwen3-0.6B; a setting the user gives in ``extra_server_args``
+        "qwen"]`` for Qwen/Qwen3-0.6B; a setting the user gives in ``extra_server_args``
         (under any alias) is left out here.
     """
     dests = flags.server_dests()

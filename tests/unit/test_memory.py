@@ -77,7 +77,8 @@ PREFILL_GRAPHS_4096 = 50
         (H100_MIB, 16, 1, False, 512 + 1.5 * 8192 + 2048 + 2 * 512 + 8 * PREFILL_GRAPHS_8192),
         (H100_MIB, 8, 1, False, 512 + 1.5 * 8192 + 1024 + 2 * 512 + 8 * PREFILL_GRAPHS_8192),
         (H100_MIB, 2, 1, False, 512 + 1.5 * 8192 + 256 + 2 * 256 + 8 * PREFILL_GRAPHS_8192),
-        (H100_MIB, 8, 2, True, 512 + 1.5 * 8192 + 2048 + 2 * 512 + 1536),  # MLA: 1.5 GiB
+        (H100_MIB, 8, 1, True, 512 + 1.5 * 8192 + 1024 + 2 * 512 + 1536),  # MLA: 1.5 GiB
+        (H100_MIB, 8, 2, True, 512 + 1.5 * 8192 + 2048 + 2 * 512),  # PP: no prefill graphs
         (L40S_MIB, 1, 1, False, 512 + 1.5 * 4096 + 128 + 2 * 32 + 8 * PREFILL_GRAPHS_4096),
     ],
 )

@@ -34,11 +34,11 @@ def test_every_parser_name_is_a_choice_of_the_real_parser() -> None:
 @pytest.mark.parametrize(
     ("model", "expected"),
     [
-        ("Qwen/Qwen3-0.6B", {"--reasoning-parser": "qwen3", "--tool-call-parser": "qwen25"}),
-        ("Qwen/Qwen3-235B-A22B", {"--reasoning-parser": "qwen3", "--tool-call-parser": "qwen25"}),
-        ("Qwen/Qwen3-30B-A3B-Instruct-2507", {"--tool-call-parser": "qwen25"}),
+        ("Qwen/Qwen3-0.6B", {"--reasoning-parser": "qwen3", "--tool-call-parser": "qwen"}),
+        ("Qwen/Qwen3-235B-A22B", {"--reasoning-parser": "qwen3", "--tool-call-parser": "qwen"}),
+        ("Qwen/Qwen3-30B-A3B-Instruct-2507", {"--tool-call-parser": "qwen"}),
         ("Qwen/Qwen3-Coder-480B-A35B-Instruct", {"--tool-call-parser": "qwen3_coder"}),
-        ("Qwen/Qwen2.5-72B-Instruct", {"--tool-call-parser": "qwen25"}),
+        ("Qwen/Qwen2.5-72B-Instruct", {"--tool-call-parser": "qwen"}),
         ("Qwen/Qwen2.5-14B", {}),
         (
             "deepseek-ai/DeepSeek-R1",
@@ -58,7 +58,7 @@ def test_qwen3_server_gets_metrics_and_both_parsers() -> None:
     argv = _qwen3()
     assert argv.count("--enable-metrics") == 1
     assert argv[argv.index("--reasoning-parser") + 1] == "qwen3"
-    assert argv[argv.index("--tool-call-parser") + 1] == "qwen25"
+    assert argv[argv.index("--tool-call-parser") + 1] == "qwen"
 
 
 def test_user_parser_wins_and_is_not_rendered_twice() -> None:
@@ -73,7 +73,7 @@ def test_user_metrics_flag_is_not_rendered_twice() -> None:
 
 
 def test_defaults_skip_only_what_the_user_set() -> None:
-    spec = parse_config(base_config(extra_server_args=["--tool-call-parser", "qwen"]))
+    spec = parse_config(base_config(extra_server_args=["--tool-call-parser", "hermes"]))
     assert serving_default_args(spec) == ["--enable-metrics"]
 
 
