@@ -84,6 +84,7 @@ MLA_MODEL_PREFIXES: tuple[str, ...] = (
 """Hugging Face ids of models with multi-head latent attention (SGLang's ``AttentionArch.MLA``,
 ``configs/model_config.py``), which changes SGLang's graph reserve."""
 
+
 def gpu_total_mib(node: InstanceType) -> float:
     """GPU memory as ``nvidia-smi`` reports it (MiB), else the catalog's GiB x 1024."""
     return NVIDIA_SMI_TOTAL_MIB.get((node.gpu_model, node.gpu_memory_gib), node.gpu_memory_gib * 1024)
