@@ -337,10 +337,16 @@ class StackSpec(BaseModel):
         syntax.parse_image_reference(v)
         return v
 
-    @field_validator("vpc_id", "subnet_id", "router_subnet_id", "ami_id")
+    # capacity_reservation_id (a cr- id) is declared by the capacity keys; check_fields=False
+    # lets this rule cover it wherever that field exists.
+    @field_validator(
+        "vpc_id", "subnet_id", "router_subnet_id", "ami_id", "capacity_reservation_id", check_fields=False
+    )
     @classmethod
     def _aws_ids(cls, v: str, info: ValidationInfo) -> str:
-        prefix = {"vpc_id": "vpc", "ami_id": "ami"}.get(info.field_name or "", "subnet")
+        prefix = {"vpc_id": "vpc", "ami_id": "ami", "capacity_reservation_id": "cr"}.get(
+            info.field_name or "", "subnet"
+        )
         problem = syntax.aws_id_error(v, prefix) if v else None
         if problem:
             raise ValueError(problem)

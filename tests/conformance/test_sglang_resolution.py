@@ -182,6 +182,7 @@ GRID: list[tuple[str, str, list[str], dict[str, Any]]] = [
         ["--tp-size", "8", "--max-running-requests", "64"],
         {"tp": 8, "pp": 1, "max_running_requests": 64},
     ),
+    ("p5.48xlarge", "Qwen/Qwen2.5-14B-Instruct", ["--tp-size", "2", "--dp-size", "4"], {"tp": 2, "pp": 1}),
     ("p5.48xlarge", "deepseek-ai/DeepSeek-V2-Lite", ["--tp-size", "8"], {"tp": 8, "pp": 1}),
     ("p5.48xlarge", "Qwen/Qwen1.5-MoE-A2.7B", ["--tp-size", "4", "--ep-size", "4"], {"tp": 4, "pp": 1}),
     ("g6e.48xlarge", "Qwen/Qwen3-0.6B", ["--tp-size", "4"], {"tp": 4, "pp": 1}),
