@@ -468,6 +468,8 @@ class StackSpec(BaseModel):
                 raise ValueError(f"{flag} is refused: it {REFUSED_SERVER_FLAGS[flag]}")
             if flag == "--moe-a2a-backend":
                 value = inline if eq else (v[i + 1] if i + 1 < len(v) else "")
+                if not value:
+                    raise ValueError("--moe-a2a-backend needs a value; only none is allowed")
                 if value != "none":
                     raise ValueError(
                         f"--moe-a2a-backend {value} is refused: SGLang 0.5.23 then sets "

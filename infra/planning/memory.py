@@ -131,6 +131,7 @@ def sglang_mem_fraction_static(
     mla: bool = False,
     chunked_prefill_size: int | None = None,
     max_running_requests: int | None = None,
+    max_prefill_tokens: int = 16384,
 ) -> float:
     """The ``mem_fraction_static`` SGLang 0.5.23 chooses when ``--mem-fraction-static`` is unset.
 
@@ -155,19 +156,23 @@ def sglang_mem_fraction_static(
         gpu_mem_mib: GPU memory as nvidia-smi reports it (:func:`gpu_total_mib`), MiB.
         tp: ``--tp-size``; pp: ``--pp-size``; attn_dp_size: ``--attn-dp-size`` (1 = off).
         mla: the model uses multi-head latent attention (:data:`MLA_MODEL_PREFIXES`).
-        chunked_prefill_size: ``--chunked-prefill-size`` when set (> 0), else SGLang's default.
+        chunked_prefill_size: ``--chunked-prefill-size`` when set (<= 0 turns chunking off),
+            else None for SGLang's default.
         max_running_requests: ``--max-running-requests`` when set; caps the decode graph batch.
+        max_prefill_tokens: ``--max-prefill-tokens`` (SGLang's default 16384); sizes the
+            activation reserve when chunked prefill is off.
 
     Returns:
         The fraction (0..1), rounded to 3 decimals as SGLang rounds it.
     """
     default_chunk, decode_max_bs = sglang_capacity_defaults(gpu_mem_mib, tp)
-    chunk = chunked_prefill_size or default_chunk
+    chunk = default_chunk if chunked_prefill_size is None else chunked_prefill_size
     if max_running_requests is not None and decode_max_bs > max_running_requests:
         decode_max_bs = max_running_requests
     prefill_max_bs = min(8192, chunk) if mla else chunk
+    activation_tokens = max(chunk if chunk > 0 else max_prefill_tokens, 2048)
 
-    reserved = 512 + max(chunk, 2048) * 1.5 + tp * pp / 8 * 1024
+    reserved = 512 + activation_tokens * 1.5 + tp * pp / 8 * 1024
     graphs = decode_max_bs * 2.0
     if attn_dp_size > 1:
         graphs += decode_max_bs * attn_dp_size * 3
@@ -202,18 +207,22 @@ def _int_arg(args: list[str], flag: str) -> int | None:
 def effective_mem_fraction_static(spec: StackSpec, node: InstanceType) -> float:
     """The ``mem_fraction_static`` a server of this stack runs with: the stack's value when set,
     else what SGLang 0.5.23 computes (:func:`sglang_mem_fraction_static`), taking
-    ``--chunked-prefill-size`` and ``--max-running-requests`` from ``extra_server_args``."""
+    ``--chunked-prefill-size``, ``--max-running-requests`` and ``--max-prefill-tokens`` from
+    ``extra_server_args``. Other extra flags that move SGLang's choice (speculative decoding,
+    PD disaggregation, CUDA graph backends or sizes, ``SGLANG_ENABLE_POST_CAPTURE_KV_SIZING`` in
+    ``server_env``) are not mirrored: set ``mem_fraction_static`` explicitly with them."""
     if spec.mem_fraction_static:
         return spec.mem_fraction_static
-    chunk = _int_arg(spec.extra_server_args, "--chunked-prefill-size")
+    prefill_tokens = _int_arg(spec.extra_server_args, "--max-prefill-tokens")
     return sglang_mem_fraction_static(
         gpu_total_mib(node),
         spec.tp_size,
         spec.pp_size,
         attn_dp_size=spec.dp_size if spec.attention_dp else 1,
         mla=spec.model.startswith(MLA_MODEL_PREFIXES),
-        chunked_prefill_size=chunk if chunk and chunk > 0 else None,
+        chunked_prefill_size=_int_arg(spec.extra_server_args, "--chunked-prefill-size"),
         max_running_requests=_int_arg(spec.extra_server_args, "--max-running-requests"),
+        max_prefill_tokens=16384 if prefill_tokens is None else prefill_tokens,
     )
 
 

@@ -179,6 +179,12 @@ GRID: list[tuple[str, str, list[str], dict[str, Any]]] = [
     (
         "p5.48xlarge",
         "Qwen/Qwen2.5-14B-Instruct",
+        ["--tp-size", "8", "--chunked-prefill-size", "-1"],
+        {"tp": 8, "pp": 1, "chunked_prefill_size": -1},
+    ),
+    (
+        "p5.48xlarge",
+        "Qwen/Qwen2.5-14B-Instruct",
         ["--tp-size", "8", "--max-running-requests", "64"],
         {"tp": 8, "pp": 1, "max_running_requests": 64},
     ),

@@ -126,3 +126,18 @@ def test_every_catalog_gpu_has_its_nvidia_smi_figure() -> None:
         if t.gpus:
             assert (t.gpu_model, t.gpu_memory_gib) in NVIDIA_SMI_TOTAL_MIB, t.name
             assert gpu_total_mib(t) / 1024 == pytest.approx(t.gpu_memory_gib, abs=0.1)
+
+
+def test_sglang_fraction_without_chunked_prefill() -> None:
+    # Chunking off: activations sized by --max-prefill-tokens (16384), no prefill graph sizes.
+    reserved = 512 + 1.5 * 16384 + 1024 + 2 * 512
+    assert sglang_mem_fraction_static(H100_MIB, 8, 1, chunked_prefill_size=-1) == round(
+        (H100_MIB - reserved) / H100_MIB, 3
+    )
+    spec = parse_config(
+        base_config(extra_server_args=["--chunked-prefill-size", "-1", "--max-prefill-tokens=32768"])
+    )
+    reserved_32k = 512 + 1.5 * 32768 + 2048 + 2 * 512
+    assert effective_mem_fraction_static(spec, spec.node_type) == round(
+        (H100_MIB - reserved_32k) / H100_MIB, 3
+    )

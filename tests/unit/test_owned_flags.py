@@ -57,12 +57,15 @@ def test_config_file_is_refused() -> None:
         ["--moe-a2a-backend", "deepep"],
         ["--moe-a2a-backend=mooncake"],
         ["--moe-a2a-backend", "flashinfer"],
-        ["--moe-a2a-backend"],
     ],
 )
 def test_a2a_backend_that_changes_ep_size_is_refused(args: list[str]) -> None:
     err = _refused(args)
     assert "ep_size = tp_size" in err.message
+
+
+def test_a2a_backend_without_value_is_refused() -> None:
+    assert "only none is allowed" in _refused(["--moe-a2a-backend"]).message
 
 
 def test_every_a2a_backend_but_none_is_refused() -> None:
