@@ -13,6 +13,8 @@ them (``server_choices``), so the spec can refuse aliases of the flags it owns a
 names offline.
 """
 
+# pyright: reportMissingImports=false
+# (torch, transformers, sglang, sglang_router live in the tool venvs under .tools/, not in .venv)
 from __future__ import annotations
 
 import argparse

@@ -24,6 +24,8 @@ stdin: ``{"gpu": {"name", "total_mib", "capability": [major, minor], "count", "s
 stdout: JSON list of ``{"ok": bool, "error": str, "resolved": {...}}``.
 """
 
+# pyright: reportMissingImports=false
+# (torch, transformers, sglang, sglang_router live in the tool venvs under .tools/, not in .venv)
 from __future__ import annotations
 
 import contextlib
