@@ -297,7 +297,9 @@ class StackSpec(BaseModel):
     extra_server_args: list[str] = Field(
         default_factory=list,
         description="Extra sglang.launch_server arguments, full flag names only, e.g. "
-        '["--context-length", "32768"]. Flags the project sets itself are refused.',
+        '["--context-length", "32768"]. Refused: flags the project sets itself (under any '
+        "alias), --config, and --moe-a2a-backend other than none. --reasoning-parser, "
+        "--tool-call-parser and --enable-metrics given here replace the project's defaults.",
     )
     server_env: list[str] = Field(
         default_factory=list,

@@ -12,6 +12,7 @@ from the public logs :mod:`infra.planning.catalog` cites). ``sgl_kernel`` and ``
 are stand-in modules there (they cannot load without CUDA); the model directory holds only
 ``config.json`` (no tokenizer or weights: resolution does not read them for these models).
 What this does not prove: that the kernels SGLang picks run, or the memory a real GPU has free.
+``SGLANG_RESOLVE_PYTHON`` points at another interpreter with the same packages (development only).
 """
 
 from __future__ import annotations
