@@ -19,42 +19,49 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from infra.planning import catalog, flags
+from infra.planning import catalog, flags, syntax
 from infra.planning.shapes import DTYPE_BYTES, KNOWN_MODELS, ModelShape
 
 PROJECT = "sglang-cluster"
 """Pulumi project name, and so the namespace of every config key (``sglang-cluster:tp_size``)."""
 
-# Flags of ``sglang.launch_server`` that the project renders itself: a user's
-# ``extra_server_args`` may not set them (the layout would silently disagree with the plan).
-OWNED_SERVER_FLAGS: frozenset[str] = frozenset(
+# Settings of ``sglang.launch_server`` that the project renders itself, as argparse dests: a
+# user's ``extra_server_args`` may not reach them through ANY option string (SGLang 0.5.23 has
+# aliases: ``--attention-data-parallel-size`` = ``--attn-dp-size``, ``--tensor-parallel-size``,
+# ``--ep`` = ``--ep-size``, ``--model`` = ``--model-path``, ``--nccl-init-addr``...), or the
+# layout would silently disagree with the plan.
+OWNED_SERVER_DESTS: frozenset[str] = frozenset(
     {
-        "--model-path",
-        "--served-model-name",
-        "--host",
-        "--port",
-        "--tp-size",
-        "--tensor-parallel-size",
-        "--pp-size",
-        "--pipeline-parallel-size",
-        "--dp-size",
-        "--data-parallel-size",
-        "--ep-size",
-        "--expert-parallel-size",
-        "--ep",
-        "--attn-dp-size",
-        "--enable-dp-attention",
-        "--nnodes",
-        "--node-rank",
-        "--dist-init-addr",
-        "--nccl-init-addr",
-        "--base-gpu-id",
-        "--mem-fraction-static",
-        "--trust-remote-code",
+        "model_path",
+        "served_model_name",
+        "host",
+        "port",
+        "tp_size",
+        "pp_size",
+        "dp_size",
+        "ep_size",
+        "attn_dp_size",
+        "enable_dp_attention",
+        "nnodes",
+        "node_rank",
+        "dist_init_addr",
+        "base_gpu_id",
+        "mem_fraction_static",
+        "trust_remote_code",
     }
 )
+
+OWNED_SERVER_FLAGS: frozenset[str] = flags.server_options_for(OWNED_SERVER_DESTS)
+"""Every option string of the real 0.5.23 parser whose dest is in :data:`OWNED_SERVER_DESTS`
+(derived from ``infra/planning/data/sglang_flags.json``, which ``tools/dump_flags.py`` records)."""
+
+REFUSED_SERVER_FLAGS: dict[str, str] = {
+    "--config": "reads launch_server options from a YAML file on the node, so it can set any "
+    "owned flag behind the plan's back; put the options in extra_server_args instead",
+}
+"""Flags refused in ``extra_server_args`` whatever their value, with the reason."""
 
 SECRET_KEYS: dict[str, str] = {
     "hf_token": "Hugging Face token for gated models (set with `pulumi config set --secret "
@@ -308,7 +315,12 @@ class StackSpec(BaseModel):
         20000, ge=1024, le=65000, description="First --dist-init-addr port of multi-node servers."
     )
     mem_fraction_static: float = Field(
-        0.85, gt=0.1, lt=0.99, description="--mem-fraction-static: weights + KV cache share of GPU memory."
+        0.0,
+        ge=0,
+        lt=0.99,
+        description="--mem-fraction-static: weights + KV cache share of GPU memory; 0 = unset, "
+        "SGLang 0.5.23 chooses per layout (0.80 for TP16 on H100) and the memory-fit check "
+        "uses the same formula.",
     )
     min_kv_cache_gib: float = Field(
         2.0, ge=0, description="KV cache per GPU (GiB) the memory-fit check requires after weights."
@@ -316,7 +328,9 @@ class StackSpec(BaseModel):
     extra_server_args: list[str] = Field(
         default_factory=list,
         description="Extra sglang.launch_server arguments, full flag names only, e.g. "
-        '["--context-length", "32768"]. Flags the project sets itself are refused.',
+        '["--context-length", "32768"]. Refused: flags the project sets itself (under any '
+        "alias), --config, and --moe-a2a-backend other than none. --reasoning-parser, "
+        "--tool-call-parser and --enable-metrics given here replace the project's defaults.",
     )
     server_env: list[str] = Field(
         default_factory=list,
@@ -373,8 +387,30 @@ class StackSpec(BaseModel):
     @field_validator("image")
     @classmethod
     def _image(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", v):
-            raise ValueError("must be an image reference like registry/repo:tag or repo@sha256:...")
+        # Docker's reference grammar (distribution/reference), see infra/planning/syntax.py.
+        syntax.parse_image_reference(v)
+        return v
+
+    # capacity_reservation_id (a cr- id) is declared by the capacity keys; check_fields=False
+    # lets this rule cover it wherever that field exists.
+    @field_validator(
+        "vpc_id", "subnet_id", "router_subnet_id", "ami_id", "capacity_reservation_id", check_fields=False
+    )
+    @classmethod
+    def _aws_ids(cls, v: str, info: ValidationInfo) -> str:
+        prefix = {"vpc_id": "vpc", "ami_id": "ami", "capacity_reservation_id": "cr"}.get(
+            info.field_name or "", "subnet"
+        )
+        problem = syntax.aws_id_error(v, prefix) if v else None
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("mem_fraction_static")
+    @classmethod
+    def _mem_fraction(cls, v: float) -> float:
+        if v and not 0.1 < v < 0.99:
+            raise ValueError("must be 0 (SGLang chooses per layout) or between 0.1 and 0.99")
         return v
 
     @field_validator("efa_host_libraries")
@@ -497,17 +533,30 @@ class StackSpec(BaseModel):
     @classmethod
     def _extra(cls, v: list[str]) -> list[str]:
         known = flags.server_flags()
-        for arg in v:
+        dests = flags.server_dests()
+        for i, arg in enumerate(v):
             _no_newline(arg)
             if not arg.startswith("--"):
                 continue
-            flag = arg.split("=", 1)[0]
+            flag, eq, inline = arg.partition("=")
             if flag in OWNED_SERVER_FLAGS:
                 raise ValueError(
-                    f"{flag} is set by the project from the layout keys (tp_size, pp_size, "
-                    "dp_size, ep_size, attention_dp, server_port, mem_fraction_static, ...); "
-                    "remove it from extra_server_args"
+                    f"{flag} sets {dests[flag]}, which the project renders from the layout keys "
+                    "(tp_size, pp_size, dp_size, ep_size, attention_dp, server_port, "
+                    "mem_fraction_static, ...); remove it from extra_server_args"
                 )
+            if flag in REFUSED_SERVER_FLAGS:
+                raise ValueError(f"{flag} is refused: it {REFUSED_SERVER_FLAGS[flag]}")
+            if flag == "--moe-a2a-backend":
+                value = inline if eq else (v[i + 1] if i + 1 < len(v) else "")
+                if not value:
+                    raise ValueError("--moe-a2a-backend needs a value; only none is allowed")
+                if value != "none":
+                    raise ValueError(
+                        f"--moe-a2a-backend {value} is refused: SGLang 0.5.23 then sets "
+                        "ep_size = tp_size on its own (arg_groups/overrides.py _a2a_ep_size), so the layout "
+                        "would silently differ from ep_size in the plan; only none is allowed"
+                    )
             if flag not in known:
                 close = sorted(f for f in known if f.startswith(flag))[:5]
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -629,6 +678,32 @@ def _cross_field(spec: StackSpec) -> None:
         raise SpecError(
             qualified("model_s3_uri"),
             "a local checkpoint path in `model` skips every download; leave model_s3_uri empty",
+        )
+
+
+def check_region(spec: StackSpec, region: str) -> None:
+    """Rules between the spec and ``aws:region`` (which the spec model does not hold).
+
+    An Availability Zone name is its region's code plus a letter (``us-east-1a`` belongs to
+    ``us-east-1``; https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-regions-availability-zones.html,
+    read 2026-11); a subnet in another region's AZ cannot be created by the stack's provider.
+
+    Args:
+        spec: the validated spec.
+        region: the stack's ``aws:region``.
+
+    Raises:
+        SpecError: ``aws:region`` when it is not spelled like a region code, or
+            ``sglang-cluster:availability_zone`` when the AZ is not in the region.
+    """
+    if not syntax.is_region(region):
+        raise SpecError("aws:region", f"{region!r} is not an AWS region code (us-east-1, eu-west-2, ...)")
+    az = spec.availability_zone
+    if az and syntax.az_region(az) != region:
+        raise SpecError(
+            qualified("availability_zone"),
+            f"{az} is in {syntax.az_region(az)}, not in the stack's region {region} "
+            f"(aws:region); use an AZ of {region} such as {region}a, or change aws:region",
         )
 
 

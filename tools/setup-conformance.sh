@@ -6,10 +6,13 @@
 #   .tools/router-venv/    sglang-router (the real router parser and binary)
 #   .tools/sglang-venv/    sglang (the real launch_server parser) on the CPU build of torch
 #   .tools/parliament-venv/ parliament (IAM policy linter with AWS's action/resource data)
+#   .tools/sglang-resolve-venv/  sglang with what its full ServerArgs resolution imports
+#                                (transformers, ...) on the CPU build of torch
+# TOOLS_DIR overrides where they go (default .tools/ of this checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-tools="${root}/.tools"
+tools="${TOOLS_DIR:-${root}/.tools}"
 mkdir -p "${tools}"
 py="${PYTHON:-python3}"
 pipq=(--quiet --disable-pip-version-check)
@@ -62,5 +65,17 @@ if [ ! -f "${tools}/parliament-venv/.done" ]; then
   "${py}" -m venv "${tools}/parliament-venv"
   "${tools}/parliament-venv/bin/pip" install "${pipq[@]}" -r tools/requirements-parliament.txt
   touch "${tools}/parliament-venv/.done"
+fi
+
+# --- sglang full resolution (resolve_once on an emulated GPU) ------------------------------------
+if [ ! -f "${tools}/sglang-resolve-venv/.done" ]; then
+  rm -rf "${tools}/sglang-resolve-venv"
+  "${py}" -m venv "${tools}/sglang-resolve-venv"
+  # torch first and alone (the CPU wheel), then every other package pinned and --no-deps, so pip
+  # never resolves sglang's own requirements (torch 2.14.1 CUDA, flashinfer, sglang-kernel).
+  "${tools}/sglang-resolve-venv/bin/pip" install "${pipq[@]}" torch==2.13.0
+  "${tools}/sglang-resolve-venv/bin/pip" install "${pipq[@]}" --no-deps -r tools/requirements-sglang-resolve.txt
+  "${tools}/sglang-resolve-venv/bin/pip" install "${pipq[@]}" --no-deps sglang==0.5.23
+  touch "${tools}/sglang-resolve-venv/.done"
 fi
 echo "conformance tools ready in ${tools}"

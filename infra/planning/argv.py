@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from infra.planning.group import DIST_TIMEOUT_SECS
 from infra.planning.layout import ServerPlan
+from infra.planning.serving import serving_default_args
 from infra.planning.storage import model_path
 
 if TYPE_CHECKING:
@@ -65,14 +66,13 @@ def server_argv(spec: StackSpec, server: ServerPlan, node_rank: int, head_ip: st
         argv += ["--dp-size", str(spec.dp_size)]
     if spec.ep_size > 1:
         argv += ["--ep-size", str(spec.ep_size)]
-    argv += [
-        "--base-gpu-id",
-        str(server.base_gpu_id),
-        "--mem-fraction-static",
-        f"{spec.mem_fraction_static:g}",
-    ]
+    argv += ["--base-gpu-id", str(server.base_gpu_id)]
+    if spec.mem_fraction_static:
+        # Unset by default: SGLang 0.5.23 then picks it per layout (infra/planning/memory.py).
+        argv += ["--mem-fraction-static", f"{spec.mem_fraction_static:g}"]
     if spec.trust_remote_code:
         argv.append("--trust-remote-code")
+    argv += serving_default_args(spec)
     argv += list(spec.extra_server_args)
     if server.nnodes > 1:
         # Group restart (issue 6 part 4): bound the rendezvous and collective waits, unless the

@@ -34,7 +34,7 @@ from infra.planning.userdata import (
     router_user_data,
     server_user_data,
 )
-from infra.spec import SECRET_KEYS, SpecError, StackSpec, qualified
+from infra.spec import SECRET_KEYS, SpecError, StackSpec, check_region, qualified
 
 DLAMI_SSM_PARAMETER = (
     "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
@@ -422,6 +422,7 @@ def plan_cluster(
     Raises:
         SpecError: any layout, capacity, memory, disk or user-data-size problem, naming the key.
     """
+    check_region(spec, region)
     layout = plan_layout(spec)
     check_capacity(spec, region)
     spec = resolve_image(spec, layout)  # image_source "auto" resolved; EFA-less images refused

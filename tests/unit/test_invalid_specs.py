@@ -58,8 +58,8 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("no client CIDRs", {"client_cidrs": None}, "sglang-cluster:client_cidrs"),
     ("bad client CIDR", {"client_cidrs": ["10.0.0.1/8"]}, "sglang-cluster:client_cidrs"),
     ("no AZ for a created VPC", {"availability_zone": None}, "sglang-cluster:availability_zone"),
-    ("subnet without vpc", {"subnet_id": "subnet-1"}, "sglang-cluster:vpc_id"),
-    ("vpc without subnet", {"vpc_id": "vpc-1"}, "sglang-cluster:subnet_id"),
+    ("subnet without vpc", {"subnet_id": "subnet-0123456789abcdef0"}, "sglang-cluster:vpc_id"),
+    ("vpc without subnet", {"vpc_id": "vpc-0123456789abcdef0"}, "sglang-cluster:subnet_id"),
     (
         "owned flag in extra args",
         {"extra_server_args": ["--tp-size", "8"]},
@@ -149,6 +149,47 @@ def _write_stack(tmp_path: Path, cfg: dict[str, Any]) -> Path:
     path = tmp_path / "Pulumi.bad.yaml"
     path.write_text(yaml.safe_dump({"config": qualified}), encoding="utf-8")
     return path
+
+
+# Part 9 of issue 6 (spec rules users trip on), kept in one block.
+CASES += [
+    ("AZ of another region", {"availability_zone": "us-west-2a"}, "sglang-cluster:availability_zone"),
+    ("region misspelt", {"aws:region": "us-east"}, "aws:region"),
+    (
+        "VPC id not hex",
+        {"vpc_id": "vpc-prod", "subnet_id": "subnet-0123456789abcdef0"},
+        "sglang-cluster:vpc_id",
+    ),
+    (
+        "subnet id of 12 digits",
+        {"vpc_id": "vpc-0123456789abcdef0", "subnet_id": "subnet-0123456789ab"},
+        "sglang-cluster:subnet_id",
+    ),
+    ("AMI id with a wrong prefix", {"ami_id": "ami0123456789abcdef0"}, "sglang-cluster:ami_id"),
+    ("image with upper-case repository", {"image": "lmsysorg/SGLang:v0.5.23"}, "sglang-cluster:image"),
+    ("image tag too long", {"image": "lmsysorg/sglang:" + "v" * 129}, "sglang-cluster:image"),
+    ("image digest too short", {"image": "lmsysorg/sglang@sha256:abc"}, "sglang-cluster:image"),
+    (
+        "owned flag through an alias",
+        {"extra_server_args": ["--attention-data-parallel-size", "8"]},
+        "sglang-cluster:extra_server_args",
+    ),
+    (
+        "model path through --model",
+        {"extra_server_args": ["--model=/fsx/other"]},
+        "sglang-cluster:extra_server_args",
+    ),
+    (
+        "config file in extra args",
+        {"extra_server_args": ["--config", "x.yaml"]},
+        "sglang-cluster:extra_server_args",
+    ),
+    (
+        "a2a backend that changes ep_size",
+        {"extra_server_args": ["--moe-a2a-backend", "deepep"]},
+        "sglang-cluster:extra_server_args",
+    ),
+]
 
 
 def test_enough_distinct_cases() -> None:

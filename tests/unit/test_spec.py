@@ -83,9 +83,9 @@ def test_byo_network_needs_subnet_and_no_az() -> None:
     spec = parse_config(
         base_config(
             availability_zone=None,
-            vpc_id="vpc-123",
-            subnet_id="subnet-123",
-            router_subnet_id="subnet-456",
+            vpc_id="vpc-0a1b2c3d4e5f60718",
+            subnet_id="subnet-0a1b2c3d",
+            router_subnet_id="subnet-0a1b2c3e",
         )
     )
     assert not spec.creates_vpc
