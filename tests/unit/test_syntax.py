@@ -110,7 +110,10 @@ def test_az_of_the_region_and_byo_network_pass() -> None:
     check_region(parse_config(base_config(availability_zone="us-east-1f")), "us-east-1")
     byo = parse_config(
         base_config(
-            availability_zone=None, vpc_id="vpc-0123456789abcdef0", subnet_id="subnet-0123456789abcdef0"
+            availability_zone=None,
+            vpc_id="vpc-0123456789abcdef0",
+            subnet_id="subnet-0123456789abcdef0",
+            router_public_ip=False,
         )
     )
     check_region(byo, "eu-central-1")
