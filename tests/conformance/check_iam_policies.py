@@ -7,7 +7,8 @@ finding parliament reports (its own auditors, community auditors off).
 import json
 import sys
 
-from parliament import analyze_policy_string
+# Runs in its own venv (tools/setup-conformance.sh), where parliament is installed.
+from parliament import analyze_policy_string  # pyright: ignore[reportMissingImports]
 
 docs = json.load(sys.stdin)
 out = {}
