@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from infra.planning.cluster import plan_cluster, router_boot, server_node_boot
-from infra.planning.userdata import LOGROTATE_FILES, split_mime
+from infra.planning.userdata import LOGROTATE_FILES, shipped_file, split_mime
 from infra.spec import parse_config
 from tests.conformance.fake_node import NODE_SCRIPTS, USERDATA, Node, error_lines, make_node
 from tests.conftest import base_config
@@ -392,7 +392,7 @@ def test_logrotate_files_installed_on_every_node() -> None:
     for ud in docs:
         files = {f["path"]: f for f in yaml.safe_load(split_mime(ud)["text/cloud-config"])["write_files"]}
         for name, path in LOGROTATE_FILES:
-            assert files[path]["content"] == (USERDATA / name).read_text()
+            assert files[path]["content"] == shipped_file(name)  # the source without comments
             assert files[path]["permissions"] == "0644"
 
 
