@@ -13,11 +13,13 @@ from functools import cache
 import pytest
 
 from infra.components.identity import key_alias_name
-from infra.mockrun import ProgramRun, run_program
+from infra.mockrun import ProgramRun, RecordedResource, run_program
 from tests.program.test_store_image_identity import API_KEY, HF_TOKEN, engine_config
 
 HF = "sglang-cluster:hf_token"
 RK = "sglang-cluster:router_api_key"
+INSTANCE = "aws:ec2/instance:Instance"
+DRA = "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation"
 
 KMS_ALIAS_NAME = re.compile(r"^alias/[0-9A-Za-z_/-]+$")
 """terraform-provider-aws ``internal/service/kms/validate.go`` ``validNameForResource`` (the
@@ -32,6 +34,19 @@ def run_secrets(stack: str = "prod-test") -> ProgramRun:
     cfg[HF] = HF_TOKEN
     cfg[RK] = API_KEY
     return run_program(stack, cfg, [HF, RK])
+
+
+def waits_for(r: ProgramRun, res: RecordedResource) -> set[str]:
+    """Every resource created before ``res``: its ``depends_on``, transitively."""
+    deps = {x.name: x.depends_on for x in r.resources if x.custom}
+    seen: set[str] = set()
+    todo = list(res.depends_on)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += deps[name]
+    return seen
 
 
 # ----- SSM SecureString parameters: standard tier, so the key policy's Encrypt/Decrypt fit -----
@@ -77,3 +92,22 @@ def test_dotted_stack_gets_a_valid_alias_in_the_program() -> None:
     # The parameter names keep the stack name as it is (SSM allows ".").
     names = {p.inputs["name"] for p in r.of_type("aws:ssm/parameter:Parameter")}
     assert names == {"/sglang/prod.test/hf-token", "/sglang/prod.test/router-api-key"}
+
+
+# ----- GPU nodes launch after the S3 data repository association -----
+
+
+def test_gpu_instances_wait_for_the_s3_association() -> None:
+    """With ``model_s3_uri`` the nodes wait at boot for ``/fsx/models/<model>/config.json``,
+    which only the data repository association makes appear. Creating the association takes
+    minutes after the file system, and it fails at create time on a bad bucket or prefix; GPU
+    nodes launched in parallel would bill $50-100 an hour each while it is created or fails.
+    The edge is ordering-only: replacing the association never replaces a GPU node."""
+    r = run_program("prod-test", engine_config(model_s3_uri="s3://acme-weights/llm"))
+    (dra,) = r.of_type(DRA)
+    gpu = [i for i in r.of_type(INSTANCE) if i.name != "router"]
+    assert gpu
+    for inst in gpu:
+        assert dra.name in waits_for(r, inst), inst.name
+        via_inputs = {n for names in inst.property_dependencies.values() for n in names}
+        assert dra.name not in via_inputs, inst.name
