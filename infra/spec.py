@@ -693,11 +693,22 @@ def check_region(spec: StackSpec, region: str) -> None:
         region: the stack's ``aws:region``.
 
     Raises:
-        SpecError: ``aws:region`` when it is not spelled like a region code, or
+        SpecError: ``aws:region`` when it is not spelled like a region code or is outside the
+            commercial ``aws`` partition (GovCloud, China, ISO), or
             ``sglang-cluster:availability_zone`` when the AZ is not in the region.
     """
     if not syntax.is_region(region):
         raise SpecError("aws:region", f"{region!r} is not an AWS region code (us-east-1, eu-west-2, ...)")
+    partition = syntax.region_partition(region)
+    if partition != "aws":
+        # IAM policies, the KMS key policy, SSM parameter ARNs and the AWS managed policy
+        # are written as arn:aws:...; another partition refuses them mid-deploy.
+        raise SpecError(
+            "aws:region",
+            f"{region} is in the {partition or 'unknown'} partition; this program writes ARNs of "
+            "the commercial aws partition (arn:aws:...) into its IAM and KMS key policies; use a "
+            "commercial region (us-east-1, us-west-2, eu-west-1, ...)",
+        )
     az = spec.availability_zone
     if az and syntax.az_region(az) != region:
         raise SpecError(

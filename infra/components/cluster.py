@@ -53,7 +53,7 @@ class SglangCluster(pulumi.ComponentResource):
             net.node_sg_id,
             identity.server_profile_arn,
             runtime,
-            depends_on=[*identity.server_ready, *net.ready],
+            depends_on=[*identity.server_ready, *net.ready, *(store.ready if store else [])],
             opts=child,
         )
         router = Router(

@@ -99,6 +99,16 @@ def parameter_arn(region: str, account: str, name: str) -> str:
     return f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
 
 
+def key_alias_name(stack: str) -> str:
+    """KMS alias of the stack's secrets key: ``alias/sglang/<stack>/secrets``.
+
+    Pulumi stack names may contain ``.``; KMS alias names may hold only ``[0-9A-Za-z_/-]``
+    after ``alias/`` (https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateAlias.html;
+    pulumi-aws refuses anything else at preview), so every other character becomes ``-``.
+    """
+    return f"alias/sglang/{re.sub(r'[^0-9A-Za-z_-]', '-', stack)}/secrets"
+
+
 def log_streams_arn(log_group_arn: str) -> str:
     """``arn:...:log-group:NAME:*``: the form the stream-level Logs actions need.
 
@@ -397,7 +407,7 @@ class NodeIdentity(pulumi.ComponentResource):
             )
             aws.kms.Alias(
                 f"{name}-secrets-key-alias",
-                name=f"alias/sglang/{plan.stack}/secrets",
+                name=key_alias_name(plan.stack),
                 target_key_id=key.key_id,
                 opts=child,
             )
@@ -407,6 +417,10 @@ class NodeIdentity(pulumi.ComponentResource):
                     f"{name}-{key_name.replace('_', '-')}",
                     name=plan.secret_params[key_name],
                     type="SecureString",
+                    # Standard whatever the account's default tier: standard values are
+                    # encrypted directly (kms:Encrypt/Decrypt, what the key policy grants);
+                    # Advanced ones need kms:GenerateDataKey (envelope encryption) and bill.
+                    tier="Standard",
                     key_id=key.arn,
                     value=value,
                     description=f"SGLang stack {plan.stack}: {key_name}",

@@ -30,6 +30,8 @@ class ModelStore(pulumi.ComponentResource):
     Attributes:
         dns_name, mount_name: what nodes mount (``<dns>@tcp:/<mount name>``).
         file_system_id: the file system id.
+        ready: what GPU instances wait for (ordering only): the S3 data repository
+            association when ``model_s3_uri`` is set, else nothing.
     """
 
     def __init__(
@@ -98,8 +100,12 @@ class ModelStore(pulumi.ComponentResource):
             # pulumi-aws has no egress rule until ours exists, so egress is waited for too.
             opts=pulumi.ResourceOptions(parent=self, custom_timeouts=FSX_TIMEOUTS, depends_on=rules),
         )
+        # What GPU nodes must wait for besides the file system's address: the S3 association,
+        # whose files the nodes wait for at boot; it takes minutes and fails on a bad bucket,
+        # so no GPU node is billed while it is created or fails.
+        self.ready: list[pulumi.Resource] = []
         if s3_uri:
-            aws.fsx.DataRepositoryAssociation(
+            dra = aws.fsx.DataRepositoryAssociation(
                 f"{name}-s3",
                 file_system_id=fs.id,
                 data_repository_path=s3_uri,
@@ -113,6 +119,7 @@ class ModelStore(pulumi.ComponentResource):
                 delete_data_in_filesystem=False,
                 opts=pulumi.ResourceOptions(parent=self, custom_timeouts=FSX_TIMEOUTS),
             )
+            self.ready.append(dra)
         self.file_system_id: pulumi.Output[str] = fs.id
         self.dns_name: pulumi.Output[str] = fs.dns_name
         self.mount_name: pulumi.Output[str] = fs.mount_name

@@ -63,6 +63,29 @@ def is_region(value: str) -> bool:
     return _REGION.fullmatch(value) is not None
 
 
+PARTITION_REGIONS: tuple[tuple[str, str], ...] = (
+    ("aws", r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+"),
+    ("aws-cn", r"cn-\w+-\d+"),
+    ("aws-us-gov", r"us-gov-\w+-\d+"),
+    ("aws-iso", r"us-iso-\w+-\d+"),
+    ("aws-iso-b", r"us-isob-\w+-\d+"),
+    ("aws-iso-e", r"eu-isoe-\w+-\d+"),
+    ("aws-iso-f", r"us-isof-\w+-\d+"),
+    ("aws-eusc", r"eusc-(de)-\w+-\d+"),
+)
+"""AWS partitions and the region codes each holds: ``regionRegex`` of botocore 1.44's
+``data/partitions.json`` (the AWS SDKs' endpoint data, read 2026-11)."""
+
+
+def region_partition(region: str) -> str:
+    """The ARN partition of a region code (``aws``, ``aws-cn``, ``aws-us-gov``, ...), or ``""``
+    when no partition holds it. ARNs start ``arn:<partition>:``."""
+    for partition, pattern in PARTITION_REGIONS:
+        if re.fullmatch(pattern, region):
+            return partition
+    return ""
+
+
 def az_region(az: str) -> str:
     """The region an Availability Zone name belongs to: the name without its letter.
 
