@@ -13,6 +13,8 @@ Checks, each printed as ``ok``/``FAIL`` with the evidence:
 1. ``ldd -r PLUGIN`` has no ``not found`` (library or symbol version) and no ``undefined symbol``.
 2. The plugin's ``libfabric.so.1`` resolves inside ``--libfabric-dir`` (the installer's copy, not
    a distro libfabric that an image may also carry).
+   2b. An efa provider built as a libfabric DSO (``<libfabric-dir>/libfabric/libefa-fi.so``)
+   has no unresolved library or symbol version either.
 3. ``dlopen(PLUGIN, RTLD_NOW | RTLD_LOCAL)`` succeeds, and so does ``dlopen`` by the bare name
    NCCL uses, which must land on PLUGIN (so the plugin directory is on ``LD_LIBRARY_PATH``).
 4. No directory of ``LD_LIBRARY_PATH`` holds a ``libnccl.so*``: a second NCCL there would be
@@ -81,6 +83,24 @@ def check_plugin_links(plugin: str, libfabric_dir: str) -> list[str]:
             f"{plugin} resolves libfabric.so.1 to {fabric}, not the EFA installer's copy in "
             f"{libfabric_dir}: put {libfabric_dir} in front on LD_LIBRARY_PATH"
         )
+    return problems
+
+
+def check_efa_provider_dso(libfabric_dir: str) -> list[str]:
+    """Check 2b: an efa provider that libfabric loads as a DSO resolves too.
+
+    libfabric can build a provider as a separate library it dlopens at run time from
+    ``<libdir>/libfabric/`` (``lib<name>-fi.so``, libfabric ``src/fabric.c``
+    ``ofi_load_dl_prov``); its ``libefa`` needs are then invisible to ``ldd`` of the plugin. A
+    built-in efa provider (no such file) is covered by check 1. Only ``libefa-fi.so*`` is
+    checked: other DSO providers are not needed for EFA.
+    """
+    problems: list[str] = []
+    for dso in sorted((Path(libfabric_dir) / "libfabric").glob("libefa-fi.so*")):
+        rc, out = ldd(str(dso), relocations=True)
+        bad = [line.strip() for line in out.splitlines() if _BAD_LINE.search(line)]
+        if rc != 0 or bad:
+            problems.append(f"ldd -r {dso} (exit {rc}):\n    " + "\n    ".join(bad or [out.strip()]))
     return problems
 
 
@@ -205,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     checks: list[tuple[str, list[str]]] = [
         ("library path", check_library_path(ld_path, str(Path(args.plugin).parent))),
         ("plugin links", check_plugin_links(args.plugin, args.libfabric_dir)),
+        ("efa provider DSO", check_efa_provider_dso(args.libfabric_dir)),
         ("plugin dlopen", check_dlopen(args.plugin)),
         ("one NCCL", check_no_second_nccl(ld_path)),
     ]

@@ -57,9 +57,17 @@ OWNED_SERVER_FLAGS: frozenset[str] = flags.server_options_for(OWNED_SERVER_DESTS
 """Every option string of the real 0.5.23 parser whose dest is in :data:`OWNED_SERVER_DESTS`
 (derived from ``infra/planning/data/sglang_flags.json``, which ``tools/dump_flags.py`` records)."""
 
+_PLAIN_SECRET = (
+    "puts a secret in plain stack config, the nodes' user data and the plan; the servers are "
+    "reached through the router: protect it with `pulumi config set --secret router_api_key`"
+)
 REFUSED_SERVER_FLAGS: dict[str, str] = {
     "--config": "reads launch_server options from a YAML file on the node, so it can set any "
     "owned flag behind the plan's back; put the options in extra_server_args instead",
+    # sglang 0.5.23 launch_server options that take a secret as their value.
+    "--api-key": _PLAIN_SECRET,
+    "--admin-api-key": _PLAIN_SECRET,
+    "--ssl-keyfile-password": _PLAIN_SECRET,
 }
 """Flags refused in ``extra_server_args`` whatever their value, with the reason."""
 
@@ -329,7 +337,8 @@ class StackSpec(BaseModel):
         default_factory=list,
         description="Extra sglang.launch_server arguments, full flag names only, e.g. "
         '["--context-length", "32768"]. Refused: flags the project sets itself (under any '
-        "alias), --config, and --moe-a2a-backend other than none. --reasoning-parser, "
+        "alias), --config, --moe-a2a-backend other than none, and flags that take a secret "
+        "(--api-key, --admin-api-key, --ssl-keyfile-password). --reasoning-parser, "
         "--tool-call-parser and --enable-metrics given here replace the project's defaults.",
     )
     server_env: list[str] = Field(
@@ -731,6 +740,11 @@ def _decode_value(field: str, raw: Any) -> Any:
         return raw
 
 
+_NOT_ECHOED = frozenset({"extra_server_args", "server_env"})
+"""Keys whose given value a refusal never repeats: they are lists that may hold a secret
+(``--api-key VALUE``, ``HF_TOKEN=...``), and the message is printed to terminals and CI logs."""
+
+
 def _format_validation_error(err: ValidationError) -> SpecError:
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"]]
@@ -744,6 +758,8 @@ def _format_validation_error(err: ValidationError) -> SpecError:
         return SpecError(qualified(key), f"required: {desc}")
     given = first.get("input")
     shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
+    if key in _NOT_ECHOED:
+        shown = ""
     where = "[" + "][".join(loc[1:]) + "]" if len(loc) > 1 else ""
     return SpecError(qualified(key) + where, f"{msg}{shown}")
 

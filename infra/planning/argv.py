@@ -138,6 +138,13 @@ def router_argv(spec: StackSpec, worker_urls: list[str], startup_timeout_secs: i
 
     Returns:
         ``["python3", "-m", "sglang_router.launch_router", "--worker-urls", ...]``.
+
+    No ``--model-path``/``--tokenizer-path``: the HTTP router forwards requests as they are and
+    needs no tokenizer. When it registers a worker, 0.3.2 tries the worker's reported
+    ``tokenizer_path`` (``/fsx/models/<id>`` with a model store, absent on the router) and
+    only logs a WARN after activating the worker; with ``--model-path`` it would load that
+    tokenizer at start and exit when the hub is unreachable or the model gated (both run with
+    the real binary in ``tests/conformance/test_router_fsx_model_path.py``).
     """
     return [
         *ROUTER_MODULE,

@@ -16,8 +16,10 @@ Pure code: no Pulumi, no AWS.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
+from infra.planning import flags, syntax
 from infra.planning.layout import Layout
 from infra.spec import SpecError, StackSpec, qualified
 
@@ -82,6 +84,38 @@ def check_image(spec: StackSpec, layout: Layout, source: ImageSource) -> None:
     )
 
 
+SGLANG_RELEASE_REPOSITORY = "lmsysorg/sglang"
+"""SGLang's public release images (Docker Hub; also mirrored under ``public.ecr.aws``)."""
+
+
+def check_release_tag(spec: StackSpec) -> None:
+    """Refuse an SGLang release image that does not carry the SGLang version the argv is for.
+
+    Every server argv is rendered and checked for ``sglang==`` :data:`infra.planning.flags.SGLANG_VERSION`;
+    the release image ``lmsysorg/sglang:vX.Y.Z[-variant]`` carries SGLang X.Y.Z. Another
+    version may not know a rendered flag (or give it another meaning), and ``build`` fails only
+    after pulling the 20-30 GB base (``docker/check_efa_stack.py --sglang-version``). ``latest``
+    or no tag moves with every release. Other repositories (an ECR copy, an AWS DLC) and a
+    release image pinned by digest alone are not checked here.
+
+    Raises:
+        SpecError: naming ``sglang-cluster:image`` for ``lmsysorg/sglang`` with a tag that is
+            not ``v<SGLANG_VERSION>`` or ``v<SGLANG_VERSION>-<variant>``.
+    """
+    ref = syntax.parse_image_reference(spec.image)
+    if not ref.path.endswith(SGLANG_RELEASE_REPOSITORY) or (ref.digest and not ref.tag):
+        return
+    want = f"v{flags.SGLANG_VERSION}"
+    if re.fullmatch(re.escape(want) + r"(-.+)?", ref.tag):
+        return
+    raise SpecError(
+        qualified("image"),
+        f"{spec.image}: tag {ref.tag or '(none: latest)'} is not SGLang {flags.SGLANG_VERSION}, "
+        f"the version whose flags this project renders and checks; use "
+        f"{SGLANG_RELEASE_REPOSITORY}:{want} (or a {want}-<variant> tag, or pin it by digest)",
+    )
+
+
 def resolve_image(spec: StackSpec, layout: Layout) -> StackSpec:
     """The spec with ``image_source`` resolved (never ``auto``), after :func:`check_image`.
 
@@ -89,8 +123,9 @@ def resolve_image(spec: StackSpec, layout: Layout) -> StackSpec:
     of ``auto``.
 
     Raises:
-        SpecError: see :func:`check_image`.
+        SpecError: see :func:`check_release_tag` and :func:`check_image`.
     """
+    check_release_tag(spec)
     source = image_source(spec, layout)
     check_image(spec, layout, source)
     if source == spec.image_source:

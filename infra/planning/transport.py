@@ -114,6 +114,70 @@ def _check_env(env: Mapping[str, str]) -> None:
             f"NCCL_NET={net} keeps NCCL off aws-ofi-nccl (EFA), so require_efa would stop every "
             "server; remove it or set require_efa false",
         )
+    _check_plugin_env(env)
+
+
+def _check_plugin_env(env: Mapping[str, str]) -> None:
+    """Refuse ``server_env`` entries that keep aws-ofi-nccl or libfabric's efa provider from
+    loading, so the server would only be stopped once its nodes have booted and pulled the image.
+
+    - ``NCCL_NET_PLUGIN``: NCCL 2.28 opens ``libnccl-net-NAME.so`` (or the path given) and uses
+      its internal Socket/IB transports when it is ``none`` or another plugin (NCCL
+      ``src/plugin/plugin_open.cc``); only aws-ofi-nccl (``ofi``, ``libnccl-net-ofi.so`` or a
+      path to it) reaches EFA.
+    - ``FI_PROVIDER``: libfabric uses only the providers listed (a ``^`` list excludes them);
+      without ``efa`` aws-ofi-nccl selects ``tcp``/``sockets`` or none (libfabric ``fi_getinfo``,
+      ``man fi_provider``).
+    - ``LD_LIBRARY_PATH``: ``docker run --env-file`` passes the value as written, with no
+      ``${...}`` expansion, and it replaces the image's own value, which puts the plugin and the
+      installer's libfabric on the loader path (``docker/Dockerfile``); without those two
+      directories NCCL does not find ``libnccl-net-ofi.so`` or the plugin binds a distro
+      libfabric, and NCCL falls back to sockets.
+    """
+    key = qualified("server_env")
+    plugin = env.get("NCCL_NET_PLUGIN")
+    if plugin is not None and "ofi" not in plugin.lower():
+        raise SpecError(
+            key,
+            f"NCCL_NET_PLUGIN={plugin} keeps NCCL from loading aws-ofi-nccl "
+            "(libnccl-net-ofi.so), so NCCL uses TCP sockets and require_efa would stop every "
+            "server; remove it (the container sets NCCL_NET_PLUGIN=ofi) or set require_efa false",
+        )
+    providers = env.get("FI_PROVIDER")
+    if providers is not None:
+        names = [p.strip().lower().split(";")[0] for p in providers.removeprefix("^").split(",")]
+        if providers.startswith("^") == ("efa" in names):
+            raise SpecError(
+                key,
+                f"FI_PROVIDER={providers} keeps libfabric off its efa provider, so aws-ofi-nccl "
+                "cannot use EFA and require_efa would stop every server; remove it (the "
+                "container sets FI_PROVIDER=efa) or set require_efa false",
+            )
+    path = env.get("LD_LIBRARY_PATH")
+    if path is not None:
+        entries = path.split(":")
+        missing = [
+            d for d in (OFI_NCCL_DIR, EFA_LIB_DIR) if not any(e.rstrip("/").startswith(d) for e in entries)
+        ]
+        if "$" in path or missing:
+            why = (
+                "docker passes it without expanding ${...}"
+                if "$" in path
+                else f"it lacks {' and '.join(missing)}"
+            )
+            raise SpecError(
+                key,
+                f"LD_LIBRARY_PATH={path} replaces the image's own value and {why}: NCCL would "
+                f"not load aws-ofi-nccl from {OFI_NCCL_DIR}/lib with the EFA installer's "
+                f"libfabric ({EFA_LIB_DIR}/lib) and would fall back to TCP sockets; remove it, or "
+                f"start it with {OFI_NCCL_DIR}/lib:{EFA_LIB_DIR}/lib, or set require_efa false",
+            )
+
+
+OFI_NCCL_DIR = "/opt/amazon/ofi-nccl"
+"""Where the EFA installer puts aws-ofi-nccl (``lib/libnccl-net-ofi.so``; ``docker/Dockerfile``)."""
+EFA_LIB_DIR = "/opt/amazon/efa"
+"""Where the EFA installer puts libfabric (``lib/libfabric.so.1``)."""
 
 
 def require_efa(spec: StackSpec, layout: Layout) -> bool:
@@ -137,7 +201,9 @@ def require_efa(spec: StackSpec, layout: Layout) -> bool:
         SpecError: ``require_efa`` true with single-node servers or a type without EFA;
             ``nccl_debug`` other than INFO, or ``server_env`` with an ``NCCL_DEBUG``,
             ``NCCL_DEBUG_SUBSYS``, ``NCCL_DEBUG_FILE`` or ``NCCL_NET`` that hides NCCL's INFO
-            lines or bypasses aws-ofi-nccl, while the check is on.
+            lines or bypasses aws-ofi-nccl, or with an ``NCCL_NET_PLUGIN``, ``FI_PROVIDER`` or
+            ``LD_LIBRARY_PATH`` that keeps aws-ofi-nccl or the efa provider from loading
+            (:func:`_check_plugin_env`), while the check is on.
     """
     node = spec.node_type
     if spec.require_efa == "false":

@@ -4,7 +4,11 @@ A real ``sglang.launch_server`` needs GPUs, which no machine here has, so this s
 answers the endpoints the router calls (``/health``, ``/server_info``, ``/model_info``,
 ``/v1/models``) and ``/v1/chat/completions`` with a fixed reply naming its port.
 
-Usage: python mock_worker.py PORT MODEL
+Usage: python mock_worker.py PORT MODEL [MODEL_PATH]
+
+With MODEL_PATH, the worker answers as SGLang 0.5.23 does for a server started with
+``--model-path MODEL_PATH --served-model-name MODEL`` (``http_server.py`` ``model_info``):
+``model_path`` and ``tokenizer_path`` are MODEL_PATH, ``served_model_name`` is MODEL.
 """
 
 import json
@@ -13,6 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = int(sys.argv[1])
 MODEL = sys.argv[2]
+MODEL_PATH = sys.argv[3] if len(sys.argv) > 3 else MODEL
+INFO: dict[str, object] = {"model_path": MODEL_PATH, "tp_size": 1, "dp_size": 1, "is_generation": True}
+if len(sys.argv) > 3:
+    INFO.update(tokenizer_path=MODEL_PATH, served_model_name=MODEL)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -28,7 +36,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path in ("/health", "/health_generate"):
             self._send(200, {})
         elif self.path in ("/server_info", "/get_server_info", "/model_info", "/get_model_info"):
-            self._send(200, {"model_path": MODEL, "tp_size": 1, "dp_size": 1, "is_generation": True})
+            self._send(200, INFO)
         elif self.path == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
         else:

@@ -356,3 +356,25 @@ def test_sglang_version_read_from_the_real_distribution(stack: Stack) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok   sglang version" in proc.stdout
+
+
+def test_efa_provider_dso_with_old_rdma_core_fails(stack: Stack, tmp_path: Path) -> None:
+    """libfabric with its efa provider as a DSO (``libfabric/libefa-fi.so``): the plugin's own
+    links resolve, but the provider libfabric dlopens at run time needs ``EFA_1.4``."""
+    fabric = tmp_path / "efa"
+    (fabric / "libfabric").mkdir(parents=True)
+    shutil.copy(stack.fabric_dir / "libfabric.so.1", fabric / "libfabric.so.1")
+    _build(
+        _cc(),
+        fabric / "libfabric" / "libefa-fi.so",
+        "int efadv_query_qp_wqs(void);\nint fi_prov_ini(void){return efadv_query_qp_wqs();}\n",
+        f"-L{stack.efa_new}",
+        "-l:libefa.so.1",
+    )
+    st = Stack(stack.plugin, stack.plugin_dir, fabric, stack.efa_new, stack.efa_old, stack.root)
+    ok = gate(st, st.plugin_dir, fabric, st.efa_new)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ok   efa provider DSO" in ok.stdout
+    bad = gate(st, st.plugin_dir, fabric, st.efa_old)
+    assert bad.returncode == 1
+    assert "FAIL efa provider DSO" in bad.stdout and "EFA_1.4" in bad.stdout
