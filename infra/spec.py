@@ -68,6 +68,9 @@ REFUSED_SERVER_FLAGS: dict[str, str] = {
     "--api-key": _PLAIN_SECRET,
     "--admin-api-key": _PLAIN_SECRET,
     "--ssl-keyfile-password": _PLAIN_SECRET,
+    "--disaggregation-mode": "turns a server into a prefill or decode worker, which the router "
+    "(started in regular mode) cannot pair with its counterpart; prefill/decode pools are not "
+    "part of this project yet",
 }
 """Flags refused in ``extra_server_args`` whatever their value, with the reason."""
 

@@ -189,6 +189,11 @@ CASES += [
         {"extra_server_args": ["--moe-a2a-backend", "deepep"]},
         "sglang-cluster:extra_server_args",
     ),
+    (
+        "prefill/decode mode behind a regular router",
+        {"extra_server_args": ["--disaggregation-mode", "prefill"]},
+        "sglang-cluster:extra_server_args",
+    ),
 ]
 
 
