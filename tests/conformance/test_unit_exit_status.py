@@ -13,6 +13,10 @@ copies differ only in paths, ``Environment=``, ``ExecStop=`` and ``RestartSec=1`
   NCCL watchdog abort or the OOM killer without signalling its parent. With
   ``Restart=on-failure`` such a rank stayed stopped; its ``ExecStopPost`` had cleared the joined
   generation, so the group watcher did not restart it either, and rank 0 waited for it forever.
+- The require_efa watcher that ``sglang-server-run`` starts in the background before it
+  ``exec``s ``docker run`` lives in the unit: when the container ends, systemd ends it too, so
+  a restarted server has exactly one watcher, never one left from the previous start that
+  could ``docker kill`` the new container.
 - Exit status 78 (require_efa refusal, ``sglang-server-run``) stays final whatever ``Restart=``
   says (``RestartPreventExitStatus=78``).
 
@@ -55,12 +59,19 @@ echo "substate $(sc show -P SubState sglang-server@0.service)"
 echo "result $(sc show -P Result sglang-server@0.service)"
 echo "status $(sc show -P ExecMainStatus sglang-server@0.service)"
 echo "restarts $(sc show -P NRestarts sglang-server@0.service)"
+echo "watchers $(ps -eo args= | grep -c '^bash .*/usr/local/bin/sglang-transport-check 0$' || true)"
 """
 
 
-def _run(tmp_path: Path, marker: bool = False, **fake: str) -> tuple[dict[str, str], str]:
+def _run(
+    tmp_path: Path, marker: bool = False, require_efa: bool = False, **fake: str
+) -> tuple[dict[str, str], str]:
     _require()
-    node = make_node(tmp_path, {**FSX_ENV, "SGLANG_NNODES": "1"})
+    node = make_node(
+        tmp_path, {**FSX_ENV, "SGLANG_NNODES": "1", "SGLANG_REQUIRE_EFA": "1" if require_efa else "0"}
+    )
+    # sglang-server-run starts the watcher by name, from /usr/local/bin on a node.
+    node.env["PATH"] = f"{node.root}/usr/local/bin:{node.env['PATH']}"
     if marker:
         run = node.root / "run" / "sglang"
         run.mkdir(parents=True, exist_ok=True)
@@ -113,3 +124,11 @@ def test_the_efa_refusal_stays_final(tmp_path: Path) -> None:
     assert states.get("substate") == "failed" and states["status"] == "78", output
     assert states["restarts"] == "0", output
     assert "NCCL was not on EFA on the last start" in output
+
+
+def test_the_transport_watcher_ends_with_its_server(tmp_path: Path) -> None:
+    """The stand-in docker has no ``logs``, so a watcher never decides and would poll forever:
+    after one clean exit and a restart, only the new start's watcher runs."""
+    states, output = _run(tmp_path, require_efa=True, FAKE_RUN_CLEAN_EXITS="1")
+    assert states.get("substate") == "running" and int(states["restarts"]) >= 1, output
+    assert states["watchers"] == "1", output
