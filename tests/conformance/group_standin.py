@@ -15,7 +15,8 @@ loopback. It keeps the parts of SGLang 0.5.23's behaviour that group restart dep
   accepted and never answered, so a lone restart hangs.
 
 ``SGLANG_STANDIN_STATUS`` names a file where the rank writes its state (one word);
-``SGLANG_STANDIN_DIE_AFTER`` makes a rank >= 1 exit 1 that many seconds after the world forms.
+``SGLANG_STANDIN_DIE_AFTER`` makes a rank >= 1 exit 1 that many seconds after the world forms;
+``SGLANG_STANDIN_EXIT`` makes a rank exit at once with that status (the run script's refusal).
 """
 
 from __future__ import annotations
@@ -174,6 +175,10 @@ def peer(a: argparse.Namespace) -> None:
 def main() -> None:
     a = _args(sys.argv[1:])
     print(f"stand-in: rank {a.node_rank} of {a.nnodes}, store {a.dist_init_addr}", flush=True)
+    refuse = os.environ.get("SGLANG_STANDIN_EXIT")
+    if refuse:  # sglang-server-run's own refusal before docker run (require_efa: 78)
+        print(f"stand-in: not starting, exit {refuse}", flush=True)
+        sys.exit(int(refuse))
     if a.node_rank == 0:
         rank0(a)
     else:
