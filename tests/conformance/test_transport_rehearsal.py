@@ -360,3 +360,30 @@ def test_without_require_efa_the_ready_check_only_warns(tmp_path: Path) -> None:
         server.wait(timeout=60)
     assert "WARNING: server 0: NCCL transport is socket, not EFA" in node.ready_log.read_text()
     assert not node.marker.exists()
+
+
+def test_a_classifier_that_does_not_run_is_reported_not_taken_for_a_fallback(tmp_path: Path) -> None:
+    """``sglang-nccl-transport`` itself fails (here: a copy that is a SyntaxError on the node's
+    Python, what an ``ast.unparse`` minifier on a 3.12 deployer shipped): the watcher prints no
+    transport word. That says nothing about NCCL, so the watcher reports the broken check with
+    one ERROR line and leaves the server running, with no marker (before: "NCCL transport is ,
+    not EFA", the container killed and every later start refused)."""
+    node = Node(tmp_path, node_rank=1)
+    node.nccl_log((FIXTURES / "constructed" / "efa-ofi-1.17-p5.log").read_text())
+    Node._exe(
+        node.root / "usr/local/bin/sglang-nccl-transport",
+        "#!/bin/sh\necho '  File \"sglang-nccl-transport\", line 29' >&2\n"
+        "echo 'SyntaxError: f-string: unmatched (' >&2\nexit 1\n",
+    )
+    proc = node.start(["sglang-server-run", "0"], node.log)
+    try:
+        wait_for(lambda: node.errors() != [], "the ERROR line")
+        time.sleep(0.5)  # a kill would come right after the line
+        assert proc.poll() is None  # the container still runs
+    finally:
+        node.run(["docker", "stop", "--time", "30", "sglang-server-0"], tmp_path / "stop.log")
+        proc.wait(timeout=60)
+    (line,) = node.errors()
+    assert "sglang-nccl-transport did not run (SyntaxError: f-string: unmatched ()" in line, line
+    assert "NOT checked" in line
+    assert not node.marker.exists() and [c for c in node.calls("docker") if c.startswith("kill")] == []
