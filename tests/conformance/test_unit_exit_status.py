@@ -29,7 +29,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conformance.fake_node import make_node
+from tests.conformance.fake_node import USERDATA, make_node
 from tests.conformance.test_boot_rehearsal import FSX_ENV
 from tests.conformance.test_unit_recovery import UNITS, _copy_unit, _require
 
@@ -63,8 +63,16 @@ echo "watchers $(ps -eo args= | grep -c '^bash .*/usr/local/bin/sglang-transport
 """
 
 
+GROUP_RECORDER = """#!/bin/sh
+# stand-in sglang-group: records each hook in the unit's log, in the order systemd runs them
+echo "group-hook $* SERVICE_RESULT=${SERVICE_RESULT:-} EXIT_STATUS=${EXIT_STATUS:-}"
+[ "$1" = serve ] && exec sleep 600
+exit 0
+"""
+
+
 def _run(
-    tmp_path: Path, marker: bool = False, require_efa: bool = False, **fake: str
+    tmp_path: Path, marker: bool = False, require_efa: bool = False, group: bool = False, **fake: str
 ) -> tuple[dict[str, str], str]:
     _require()
     node = make_node(
@@ -89,6 +97,22 @@ def _run(
     env.update({"FAKE_RUN_SLEEP": "600", **fake})
     for name in UNITS:
         (units / name).write_text(_copy_unit(name, node.root, env, old_graph=False))
+    if group:
+        # The shipped drop-in and group unit; sglang-group itself records its calls.
+        recorder = node.root / "usr/local/bin/sglang-group"
+        recorder.write_text(GROUP_RECORDER)
+        recorder.chmod(0o755)
+        (units / "sglang-group@.service").write_text(
+            _copy_unit("sglang-group@.service", node.root, env, False)
+        )
+        drop = units / "sglang-server@.service.d"
+        drop.mkdir()
+        text = (
+            (USERDATA / "sglang-group.conf")
+            .read_text()
+            .replace("/usr/local/bin/", f"{node.root}/usr/local/bin/")
+        )
+        (drop / "sglang-group.conf").write_text(text)
     proc = subprocess.run(
         ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "bash", "-c", DRIVER],
         capture_output=True,
@@ -132,3 +156,27 @@ def test_the_transport_watcher_ends_with_its_server(tmp_path: Path) -> None:
     states, output = _run(tmp_path, require_efa=True, FAKE_RUN_CLEAN_EXITS="1")
     assert states.get("substate") == "running" and int(states["restarts"]) >= 1, output
     assert states["watchers"] == "1", output
+
+
+def test_group_hooks_run_after_the_units_own_steps_and_see_the_refusal(tmp_path: Path) -> None:
+    """The shipped drop-in merged by a real systemd: ``sglang-group start`` runs after the unit's
+    own ``ExecStartPre`` (preparation, image check), so a rank joins a generation only once it
+    can start at once; ``sglang-group stopped`` runs after the run script's refusal with
+    ``EXIT_STATUS=78``, which rank 0's coordinator reads; the refusal stays final."""
+    states, output = _run(tmp_path, marker=True, group=True)
+    assert states.get("substate") == "failed" and states["status"] == "78" and states["restarts"] == "0", (
+        output
+    )
+    steps = [
+        line
+        for line in output.splitlines()
+        if line.startswith(("group-hook start", "group-hook stopped", "server 0: "))
+    ]
+    assert steps == [
+        "server 0: image lmsysorg/sglang:v0.5.23 already present",  # sglang-server-prepare
+        "group-hook start 0 SERVICE_RESULT= EXIT_STATUS=",
+        "server 0: not starting: NCCL was not on EFA on the last start "
+        f"(why: {tmp_path}/root/run/sglang/server-0.transport-failed)",
+        "group-hook stopped 0 SERVICE_RESULT=exit-code EXIT_STATUS=78",
+    ], output
+    assert "group-hook serve 0" in output  # the drop-in's Wants= started sglang-group@0
