@@ -387,3 +387,18 @@ def test_a_classifier_that_does_not_run_is_reported_not_taken_for_a_fallback(tmp
     assert "sglang-nccl-transport did not run (SyntaxError: f-string: unmatched ()" in line, line
     assert "NOT checked" in line
     assert not node.marker.exists() and [c for c in node.calls("docker") if c.startswith("kill")] == []
+
+
+def test_final_reading_without_a_container_gives_no_verdict(tmp_path: Path) -> None:
+    """Rank 0's ready check takes its final reading just as the container goes away (it crashed,
+    or a group restart removed it, right after it answered): ``docker logs`` finds no container.
+    That is no evidence about NCCL: one ERROR line, exit 1, and no marker that would refuse the
+    next start of a server that may be on EFA (before: "NCCL transport is unknown", marker)."""
+    node = Node(tmp_path, node_rank=0)
+    node.nccl_log((FIXTURES / "constructed" / "efa-ofi-1.17-p5.log").read_text())
+    out = tmp_path / "once.log"
+    assert node.run(["sglang-transport-check", "0", "--once"], out) == 1
+    (line,) = [x for x in out.read_text().splitlines() if "ERROR:" in x]
+    assert "no NCCL transport verdict: cannot read the log of sglang-server-0" in line, line
+    assert "No such container" in line
+    assert not node.marker.exists() and [c for c in node.calls("docker") if c.startswith("kill")] == []
