@@ -16,7 +16,10 @@ loopback. It keeps the parts of SGLang 0.5.23's behaviour that group restart dep
 
 ``SGLANG_STANDIN_STATUS`` names a file where the rank writes its state (one word);
 ``SGLANG_STANDIN_DIE_AFTER`` makes a rank >= 1 exit 1 that many seconds after the world forms;
-``SGLANG_STANDIN_EXIT`` makes a rank exit at once with that status (the run script's refusal).
+``SGLANG_STANDIN_EXIT`` makes a rank exit at once with that status (the run script's refusal);
+``SGLANG_STANDIN_CLEAN_EXIT_ONCE`` names a file: while it exists, the next rank >= 1 to form the
+world removes it and exits 0 soon after (SGLang 0.5.23's ``launch_server`` returns on a node
+rank >= 1 once its schedulers end).
 """
 
 from __future__ import annotations
@@ -168,6 +171,10 @@ def peer(a: argparse.Namespace) -> None:
     die_after = os.environ.get("SGLANG_STANDIN_DIE_AFTER")
     if die_after:  # a rank that crashes soon after every start (a restart storm)
         threading.Timer(float(die_after), os._exit, (1,)).start()
+    clean = os.environ.get("SGLANG_STANDIN_CLEAN_EXIT_ONCE")
+    if clean and os.path.exists(clean):  # SGLang on a rank >= 1 when its schedulers end: exit 0
+        os.remove(clean)
+        threading.Timer(0.3, os._exit, (0,)).start()
     _ticks([f], False)
     _stuck(a.dist_timeout, "rank 0 is gone")
 

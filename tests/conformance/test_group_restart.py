@@ -384,3 +384,25 @@ def test_a_rank_refused_for_its_transport_stops_the_group_without_a_storm(cluste
     assert "rank 1 refused to start (exit 78): NCCL was not on EFA there" in log
     assert rank1.starts == 2 and c.nodes[0].service("sglang-server@0.service").starts <= 3
     assert not c.healthy()
+
+
+def test_a_rank_that_exits_cleanly_comes_back(cluster_factory: Any, tmp_path: Path) -> None:
+    """SGLang 0.5.23 on a node rank >= 1 returns from ``launch_server`` (exit 0) when its
+    schedulers end, e.g. after an NCCL abort. The server unit's ``Restart=`` must bring such a
+    rank back, or its ``ExecStopPost`` has cleared the joined generation, its watcher has
+    nothing to restart, and rank 0 waits for it forever (``Restart=on-failure`` did that)."""
+    c, gen = _serving_group(cluster_factory)
+    once = tmp_path / "clean-exit-once"
+    once.touch()
+    c.nodes[1].env["SGLANG_STANDIN_CLEAN_EXIT_ONCE"] = str(once)
+    t0 = time.monotonic()
+    c.kill_main(1)  # the restarted rank 1 forms the world, then exits 0
+    rank1 = c.nodes[1].service("sglang-server@0.service")
+    deadline = t0 + BOUND_SECS
+    while once.exists():
+        assert time.monotonic() < deadline, "rank 1 never formed the world again"
+        time.sleep(0.05)
+    formed = c.state()["gen"]  # the generation rank 1 is about to leave with exit 0
+    assert formed != gen
+    c.wait_serving("rank 1 exited 0", t0, formed)
+    assert rank1.starts >= 3  # boot, after the kill, after the clean exit
