@@ -49,7 +49,7 @@ check end that wait). On anything but efa it writes
 one ``ERROR:`` line (transport, deciding rank, the server log and ``/etc/sglang/container.env``
 to look at, how to retry) to the server log and the journal, leaves
 ``/run/sglang/server-SLOT.transport-failed`` and ``docker kill``s the container. systemd restarts
-the failed unit once (``Restart=on-failure``); ``sglang-server-run`` sees the marker and exits
+the failed unit once (``Restart=always``); ``sglang-server-run`` sees the marker and exits
 78, which ``RestartPreventExitStatus=78`` makes final: the unit stays failed, no loop, until
 someone removes the marker (or reboots: ``/run`` is tmpfs). On rank 0, ``sglang-wait-ready``
 fails as soon as the marker exists and, once the server answers, takes one more reading

@@ -73,7 +73,10 @@ case "$1" in
         "huggingface_hub.errors.HfHubHTTPError: 429 Client Error: Too Many Requests for url: https://huggingface.co/api/models/m"
       for last in "$@"; do :; done
       mkdir -p "${SGLANG_ROOT}${last}" && echo '{}' > "${SGLANG_ROOT}${last}/config.json";;
-      *) [ -z "${FAKE_RUN_SLEEP:-}" ] || exec sleep "${FAKE_RUN_SLEEP}";;  # a serving container
+      *)  # a serving container; FAKE_RUN_CLEAN_EXITS: the first N end at once with status 0
+        fail_first cleanexit "${FAKE_RUN_CLEAN_EXITS:-0}" 0 \
+          "[2026-11-21 09:00:00] Scheduler or DataParallelController 812 terminated with -6"
+        [ -z "${FAKE_RUN_SLEEP:-}" ] || exec sleep "${FAKE_RUN_SLEEP}";;
     esac;;
   *) echo "fake docker: unexpected $*" >&2; exit 2;;
 esac

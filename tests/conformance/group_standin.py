@@ -15,7 +15,11 @@ loopback. It keeps the parts of SGLang 0.5.23's behaviour that group restart dep
   accepted and never answered, so a lone restart hangs.
 
 ``SGLANG_STANDIN_STATUS`` names a file where the rank writes its state (one word);
-``SGLANG_STANDIN_DIE_AFTER`` makes a rank >= 1 exit 1 that many seconds after the world forms.
+``SGLANG_STANDIN_DIE_AFTER`` makes a rank >= 1 exit 1 that many seconds after the world forms;
+``SGLANG_STANDIN_EXIT`` makes a rank exit at once with that status (the run script's refusal);
+``SGLANG_STANDIN_CLEAN_EXIT_ONCE`` names a file: while it exists, the next rank >= 1 to form the
+world removes it and exits 0 soon after (SGLang 0.5.23's ``launch_server`` returns on a node
+rank >= 1 once its schedulers end).
 """
 
 from __future__ import annotations
@@ -167,6 +171,10 @@ def peer(a: argparse.Namespace) -> None:
     die_after = os.environ.get("SGLANG_STANDIN_DIE_AFTER")
     if die_after:  # a rank that crashes soon after every start (a restart storm)
         threading.Timer(float(die_after), os._exit, (1,)).start()
+    clean = os.environ.get("SGLANG_STANDIN_CLEAN_EXIT_ONCE")
+    if clean and os.path.exists(clean):  # SGLang on a rank >= 1 when its schedulers end: exit 0
+        os.remove(clean)
+        threading.Timer(0.3, os._exit, (0,)).start()
     _ticks([f], False)
     _stuck(a.dist_timeout, "rank 0 is gone")
 
@@ -174,6 +182,10 @@ def peer(a: argparse.Namespace) -> None:
 def main() -> None:
     a = _args(sys.argv[1:])
     print(f"stand-in: rank {a.node_rank} of {a.nnodes}, store {a.dist_init_addr}", flush=True)
+    refuse = os.environ.get("SGLANG_STANDIN_EXIT")
+    if refuse:  # sglang-server-run's own refusal before docker run (require_efa: 78)
+        print(f"stand-in: not starting, exit {refuse}", flush=True)
+        sys.exit(int(refuse))
     if a.node_rank == 0:
         rank0(a)
     else:

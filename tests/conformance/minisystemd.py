@@ -2,8 +2,8 @@
 
 This machine runs no systemd as PID 1, so this module plays its part for a few units of one or
 more "nodes": it runs a unit's ``ExecStartPre=`` commands in order, then ``ExecStart=``, then
-``ExecStopPost=`` (with ``SERVICE_RESULT`` set as systemd sets it), honours ``Restart=always`` /
-``Restart=on-failure`` after ``RestartSec``, and stops a unit with SIGTERM then SIGKILL to the
+``ExecStopPost=`` (with ``SERVICE_RESULT`` and ``EXIT_STATUS`` set as systemd sets them), honours
+``Restart=always`` / ``Restart=on-failure`` after ``RestartSec`` and ``RestartPreventExitStatus=``, and stops a unit with SIGTERM then SIGKILL to the
 process group (``docker stop`` does the same to a container). A fake ``systemctl`` placed first on
 PATH forwards ``systemctl restart|start|stop [--no-block] UNIT`` from the scripts under test to
 the node's manager. :meth:`Node.crash` kills every process of a node without running
@@ -58,6 +58,8 @@ class Unit:
     post: list[list[str]] = field(default_factory=list)
     restart: str = "no"
     restart_sec: float = 1.0
+    prevent: frozenset[int] = frozenset()
+    """``RestartPreventExitStatus=``: exit statuses that are final whatever ``restart`` says."""
     stop_timeout: float = 5.0
 
 
@@ -118,8 +120,10 @@ class Service:
             result = "success" if rc == 0 else ("signal" if rc < 0 else "exit-code")
             for cmd in self.unit.post:
                 self._exec(cmd, {"SERVICE_RESULT": result, "EXIT_STATUS": str(rc)})
-            if self.stopping.is_set() or not (
-                self.unit.restart == "always" or (self.unit.restart == "on-failure" and rc != 0)
+            if (
+                self.stopping.is_set()
+                or rc in self.unit.prevent
+                or not (self.unit.restart == "always" or (self.unit.restart == "on-failure" and rc != 0))
             ):
                 self.state = "inactive" if rc == 0 or self.stopping.is_set() else "failed"
                 return

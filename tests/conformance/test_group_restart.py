@@ -134,7 +134,8 @@ class Cluster:
     def _units(argv: list[str], group: bool, real_restart_sec: bool) -> list[Unit]:
         server = unit_lines(USERDATA / "sglang-server@.service")
         main = [sys.executable, str(STANDIN), *argv[3:]]  # argv[:3] is python3 -m sglang.launch_server
-        srv = Unit("sglang-server@0.service", main, restart=server["Restart"][0])
+        prevent = frozenset(int(v) for vs in server.get("RestartPreventExitStatus", []) for v in vs.split())
+        srv = Unit("sglang-server@0.service", main, restart=server["Restart"][0], prevent=prevent)
         if real_restart_sec:
             srv.restart_sec = float(server["RestartSec"][0])
         if not group:
@@ -360,3 +361,48 @@ def test_rank0_waits_for_a_stale_store_to_go(cluster_factory: Any) -> None:
     finally:
         stale.close()
     c.wait_serving("stale store gone", time.monotonic())
+
+
+def test_a_rank_refused_for_its_transport_stops_the_group_without_a_storm(cluster_factory: Any) -> None:
+    """require_efa: rank 1's run script refuses with exit 78 (its watcher found NCCL off EFA and
+    left the marker) and ``RestartPreventExitStatus=78`` keeps it down. Rank 0 restarts once,
+    then waits in its new generation; its log says which rank refused and why, so the node the
+    router points at explains the outage; nothing restarts in a loop."""
+    c, gen = _serving_group(cluster_factory)
+    c.nodes[1].env["SGLANG_STANDIN_EXIT"] = "78"
+    c.kill_main(1)  # the watcher's docker kill; systemd restarts it once; the run script refuses
+    rank1 = c.nodes[1].service("sglang-server@0.service")
+    deadline = time.monotonic() + BOUND_SECS
+    while rank1.state != "failed":
+        assert time.monotonic() < deadline, rank1.state
+        time.sleep(0.05)
+    time.sleep(4 * float(TIMINGS["SGLANG_GROUP_BACKOFF_SECS"].split()[1]))  # room for a storm
+    st = c.state()
+    assert st["gen"] != gen and st["phase"] == "gathering" and st["joined"] == []
+    assert "rank 1 refused to start (exit 78)" in st["refused"]["1"]
+    log = (c.nodes[0].root / "node.log").read_text()
+    assert "rank 1 refused to start (exit 78): NCCL was not on EFA there" in log
+    assert rank1.starts == 2 and c.nodes[0].service("sglang-server@0.service").starts <= 3
+    assert not c.healthy()
+
+
+def test_a_rank_that_exits_cleanly_comes_back(cluster_factory: Any, tmp_path: Path) -> None:
+    """SGLang 0.5.23 on a node rank >= 1 returns from ``launch_server`` (exit 0) when its
+    schedulers end, e.g. after an NCCL abort. The server unit's ``Restart=`` must bring such a
+    rank back, or its ``ExecStopPost`` has cleared the joined generation, its watcher has
+    nothing to restart, and rank 0 waits for it forever (``Restart=on-failure`` did that)."""
+    c, gen = _serving_group(cluster_factory)
+    once = tmp_path / "clean-exit-once"
+    once.touch()
+    c.nodes[1].env["SGLANG_STANDIN_CLEAN_EXIT_ONCE"] = str(once)
+    t0 = time.monotonic()
+    c.kill_main(1)  # the restarted rank 1 forms the world, then exits 0
+    rank1 = c.nodes[1].service("sglang-server@0.service")
+    deadline = t0 + BOUND_SECS
+    while once.exists():
+        assert time.monotonic() < deadline, "rank 1 never formed the world again"
+        time.sleep(0.05)
+    formed = c.state()["gen"]  # the generation rank 1 is about to leave with exit 0
+    assert formed != gen
+    c.wait_serving("rank 1 exited 0", t0, formed)
+    assert rank1.starts >= 3  # boot, after the kill, after the clean exit

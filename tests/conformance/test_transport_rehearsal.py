@@ -191,12 +191,12 @@ class Unit:
                 key, _, value = line.partition("=")
                 service.setdefault(key, []).append(value)
         self.service = service
-        assert service["Restart"] == ["on-failure"]
+        assert service["Restart"] == ["always"]
         self.prevent = {int(v) for vs in service.get("RestartPreventExitStatus", []) for v in vs.split()}
 
     def restarts_after(self, status: int) -> bool:
-        """``Restart=on-failure``: restart on a non-zero exit unless the status is prevented."""
-        return status != 0 and status not in self.prevent
+        """``Restart=always``: restart on any exit unless the status is prevented."""
+        return status not in self.prevent
 
     def serve(self, node: Node, max_starts: int = 5) -> list[int]:
         """Start the server slot 0 and restart it as systemd would; the main process exits."""
@@ -235,7 +235,7 @@ def test_rank1_off_efa_fails_once_with_one_line_and_no_restart_loop(
     node = Node(tmp_path, node_rank=1)
     node.nccl_log(log.read_text())
     statuses = Unit().serve(node)
-    # Killed by the watcher (docker kill: 137), restarted once by Restart=on-failure, then the
+    # Killed by the watcher (docker kill: 137), restarted once by Restart=always, then the
     # run script refuses with 78, which RestartPreventExitStatus makes final.
     assert statuses == [137, 78]
     errors = node.errors()
@@ -360,3 +360,45 @@ def test_without_require_efa_the_ready_check_only_warns(tmp_path: Path) -> None:
         server.wait(timeout=60)
     assert "WARNING: server 0: NCCL transport is socket, not EFA" in node.ready_log.read_text()
     assert not node.marker.exists()
+
+
+def test_a_classifier_that_does_not_run_is_reported_not_taken_for_a_fallback(tmp_path: Path) -> None:
+    """``sglang-nccl-transport`` itself fails (here: a copy that is a SyntaxError on the node's
+    Python, what an ``ast.unparse`` minifier on a 3.12 deployer shipped): the watcher prints no
+    transport word. That says nothing about NCCL, so the watcher reports the broken check with
+    one ERROR line and leaves the server running, with no marker (before: "NCCL transport is ,
+    not EFA", the container killed and every later start refused)."""
+    node = Node(tmp_path, node_rank=1)
+    node.nccl_log((FIXTURES / "constructed" / "efa-ofi-1.17-p5.log").read_text())
+    Node._exe(
+        node.root / "usr/local/bin/sglang-nccl-transport",
+        "#!/bin/sh\necho '  File \"sglang-nccl-transport\", line 29' >&2\n"
+        "echo 'SyntaxError: f-string: unmatched (' >&2\nexit 1\n",
+    )
+    proc = node.start(["sglang-server-run", "0"], node.log)
+    try:
+        wait_for(lambda: node.errors() != [], "the ERROR line")
+        time.sleep(0.5)  # a kill would come right after the line
+        assert proc.poll() is None  # the container still runs
+    finally:
+        node.run(["docker", "stop", "--time", "30", "sglang-server-0"], tmp_path / "stop.log")
+        proc.wait(timeout=60)
+    (line,) = node.errors()
+    assert "sglang-nccl-transport did not run (SyntaxError: f-string: unmatched ()" in line, line
+    assert "NOT checked" in line
+    assert not node.marker.exists() and [c for c in node.calls("docker") if c.startswith("kill")] == []
+
+
+def test_final_reading_without_a_container_gives_no_verdict(tmp_path: Path) -> None:
+    """Rank 0's ready check takes its final reading just as the container goes away (it crashed,
+    or a group restart removed it, right after it answered): ``docker logs`` finds no container.
+    That is no evidence about NCCL: one ERROR line, exit 1, and no marker that would refuse the
+    next start of a server that may be on EFA (before: "NCCL transport is unknown", marker)."""
+    node = Node(tmp_path, node_rank=0)
+    node.nccl_log((FIXTURES / "constructed" / "efa-ofi-1.17-p5.log").read_text())
+    out = tmp_path / "once.log"
+    assert node.run(["sglang-transport-check", "0", "--once"], out) == 1
+    (line,) = [x for x in out.read_text().splitlines() if "ERROR:" in x]
+    assert "no NCCL transport verdict: cannot read the log of sglang-server-0" in line, line
+    assert "No such container" in line
+    assert not node.marker.exists() and [c for c in node.calls("docker") if c.startswith("kill")] == []

@@ -69,3 +69,59 @@ def test_units_and_configs_lose_only_comment_lines(name: str) -> None:
     out = shipped(src)
     kept = [line for line in src.split("\n") if line.strip() and not line.lstrip().startswith("#")]
     assert [line for line in out.split("\n") if line.strip()] == kept
+
+
+@pytest.mark.parametrize("name", PYTHON)
+def test_python_lines_are_source_lines(name: str) -> None:
+    """Every shipped line is a source line, or one without its trailing comment: nothing is
+    re-printed by the deployer's Python (``ast.unparse`` on 3.12+ reuses the outer quote inside
+    f-strings, a SyntaxError on the node's 3.10)."""
+    src_lines = static_file(name).split("\n")
+    out_lines = shipped(static_file(name)).rstrip("\n").split("\n")
+    i = 0
+    for line in out_lines:
+        while i < len(src_lines) and not (
+            src_lines[i] == line or (src_lines[i].startswith(line) and "#" in src_lines[i][len(line) :])
+        ):
+            i += 1
+        assert i < len(src_lines), f"{name}: shipped line not in the source, in order: {line!r}"
+        i += 1
+
+
+def test_python_keeps_quotes_strings_and_needed_docstrings() -> None:
+    src = (
+        "#!/usr/bin/env python3\n"
+        '"""Usage text."""\n'
+        "d = {'k': 1}  # a comment\n"
+        "# a comment line\n"
+        "print(f\"{d['k']} # not a comment\")\n"
+        "TEXT = '''first\n"
+        "# inside the string\n"
+        "\n"
+        "last'''\n"
+        "def only_doc():\n"
+        '    """Only a docstring: it stays, or the body would be empty."""\n'
+        "def one_line(): 'same line as def'; return 1\n"
+        "def f():\n"
+        '    """Gone.\n'
+        "\n"
+        '    Really."""\n'
+        "    return 2\n"
+    )
+    out = shipped(src)
+    assert out == (
+        "#!/usr/bin/env python3\n"
+        '"""Usage text."""\n'
+        "d = {'k': 1}\n"
+        "print(f\"{d['k']} # not a comment\")\n"
+        "TEXT = '''first\n"
+        "# inside the string\n"
+        "\n"
+        "last'''\n"
+        "def only_doc():\n"
+        '    """Only a docstring: it stays, or the body would be empty."""\n'
+        "def one_line(): 'same line as def'; return 1\n"
+        "def f():\n"
+        "    return 2\n"
+    )
+    assert ast.dump(ast.parse(out)) == ast.dump(python_tree(src))
