@@ -155,3 +155,7 @@ def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(anonymous, timeout=10)
     assert refused.value.code == 401
+    log.flush()
+    # The key reaches the router on its command line only: never its log or the sync's output.
+    assert API_KEY not in (tmp_path / "router.log").read_text()
+    assert API_KEY not in sync.stderr
