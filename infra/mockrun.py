@@ -175,7 +175,7 @@ class PlanMocks(Mocks):
             state["public_ip"] = self.public_ips.get(args.name, "")
             state["arn"] = f"arn:aws:ec2:{self.region}:{FAKE_ACCOUNT}:instance/{rid}"
         elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
-            state["latest_version"] = 1
+            state["latestVersion"] = 1  # the engine's name: the SDK casts it to int as for a real run
             state["name"] = f"{args.name}-{digest[:7]}"
         elif args.typ == "aws:ec2/placementGroup:PlacementGroup":
             state["name"] = f"{args.name}-{digest[:7]}"
