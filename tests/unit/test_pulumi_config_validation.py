@@ -38,7 +38,8 @@ def _secure(value: Any) -> bool:
 
 
 def _type_ok(decl: dict[str, Any], value: Any) -> bool:
-    """``ValidateConfigValue`` of Pulumi: string/integer/boolean/array of strings."""
+    """``ValidateConfigValue`` of Pulumi (``sdk/go/common/workspace/project.go``): a plain
+    scalar reaches it as its text; an array keeps its items' YAML types."""
     kind = decl["type"]
     if kind == "string":
         return isinstance(value, str | int | float | bool)  # scalars arrive as their text
@@ -50,8 +51,8 @@ def _type_ok(decl: dict[str, Any], value: Any) -> bool:
         return True
     if kind == "boolean":
         return str(value).lower() in ("true", "false")
-    if kind == "array":
-        return isinstance(value, list) and all(isinstance(v, str | int | float | bool) for v in value)
+    if kind == "array":  # items keep their YAML types: `- 256` is a number, not a string
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return False
 
 
