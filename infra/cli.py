@@ -96,6 +96,7 @@ def plan_document(run: Any) -> dict[str, Any]:
 def _plan_document(run: Any) -> dict[str, Any]:
     from infra.planning.cluster import router_boot, server_node_boot
     from infra.planning.image import image_summary
+    from infra.planning.reachability import reachability_warnings
     from infra.planning.userdata import unpack_b64
 
     plan = run.plan
@@ -170,6 +171,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "price_source": plan.estimates.price_source,
             "capacity": _capacity_document(plan.capacity),
         },
+        "warnings": reachability_warnings(plan.spec),
     }
 
 
@@ -275,6 +277,7 @@ def render_table(doc: dict[str, Any]) -> str:
     }[cap["kind"]]
     lines.append(f"Estimate: {est['gpus']} GPUs, {cost} {how} ({est['price_source']})")
     lines.append(f"Capacity: {cap['billing']}")
+    lines += [f"WARNING: {w}" for w in doc.get("warnings", [])]
     return "\n".join(lines)
 
 

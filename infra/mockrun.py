@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,7 @@ class PlanMocks(Mocks):
             state["public_ip"] = self.public_ips.get(args.name, "")
             state["arn"] = f"arn:aws:ec2:{self.region}:{FAKE_ACCOUNT}:instance/{rid}"
         elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
-            state["latest_version"] = 1
+            state["latestVersion"] = 1  # the engine's name: the SDK casts it to int as for a real run
             state["name"] = f"{args.name}-{digest[:7]}"
         elif args.typ == "aws:ec2/placementGroup:PlacementGroup":
             state["name"] = f"{args.name}-{digest[:7]}"
@@ -310,6 +311,13 @@ def is_secure_value(value: Any) -> bool:
     return isinstance(doc, dict) and "secure" in doc
 
 
+ENGINE_LOG = logging.getLogger("infra.mockrun.engine")
+"""Where the mock engine sends the program's ``pulumi.log`` messages (``pulumi up`` shows them
+as diagnostics). Silent by default: the plan prints its own warnings; tests attach a handler."""
+ENGINE_LOG.addHandler(logging.NullHandler())
+ENGINE_LOG.propagate = False
+
+
 def run_program(stack: str, config: dict[str, str], secret_keys: list[str] | None = None) -> ProgramRun:
     """Run the program for ``stack`` with ``config`` under mocks.
 
@@ -342,7 +350,9 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str] | Non
     ips, public_ips = _fake_addresses(plan)
     mocks = PlanMocks(ips, public_ips, region)
     monitor = _RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor, logger=ENGINE_LOG
+    )
     pulumi.runtime.set_all_config(dict(config), secret_keys)
     run = ProgramRun(stack=stack, config=config, plan=plan, ips=ips, invokes=mocks.invokes)
 

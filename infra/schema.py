@@ -4,6 +4,14 @@ Pulumi's project config declares ``string``, ``integer``, ``boolean`` or ``array
 (https://github.com/pulumi/pulumi/blob/master/sdk/go/common/workspace/project.json): floats are
 declared as strings (write them quoted in stack files, ``"0.85"``); a declared key without a
 default must be set by every stack, so optional keys carry their default here.
+
+``hf_token`` and ``router_api_key`` are declared *without* Pulumi's ``secret: true``: the CLI
+gives a key missing from the stack file its project default as a plain value and then requires
+every ``secret: true`` key to be ``secure:``, so a secret key with a default fails ``pulumi up``
+on every stack that does not set it ("... must be encrypted as it's secret"; pulumi/pulumi
+v3.259.0 ``pkg/workspace/config.go``, pulumi/pulumi#21865, since 3.202.0), and one without a
+default would be required of every stack. The program refuses a plain value itself, before
+any resource exists (:func:`infra.plain_secrets.refuse_plain_secret_keys`).
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ def project_document() -> dict[str, Any]:
         "config": {
             **{name: _declaration(info) for name, info in StackSpec.model_fields.items()},
             **{
-                name: {"type": "string", "description": desc, "secret": True, "default": ""}
+                name: {"type": "string", "description": desc, "default": ""}
                 for name, desc in SECRET_KEYS.items()
             },
         },

@@ -27,7 +27,17 @@ import pulumi_docker as docker
 from infra.planning import flags
 from infra.planning.cluster import ClusterPlan
 
-DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DOCKER_DIR = PROJECT_ROOT / "docker"
+BUILD_DIR = DOCKER_DIR.relative_to(PROJECT_ROOT).as_posix()
+"""Build context as the provider gets it: ``docker``, relative to the project directory.
+
+pulumi-docker 5.x diffs ``build`` as plain inputs (``provider/provider.go`` ``Diff``), so an
+absolute path (this checkout's) would rebuild and push the 20-30 GB image whenever ``pulumi up``
+runs from another checkout (CI, a colleague); the new digest changes the user data and
+replaces every GPU node. A relative path is stable: the engine starts provider plugins in the
+project directory (pulumi/pulumi ``sdk/go/common/resource/plugin/plugin.go``: ``cmd.Dir = pwd``,
+the project root; read 2026-11-21)."""
 UNTAGGED_DAYS = 7
 
 
@@ -102,15 +112,15 @@ class ServingImage(pulumi.ComponentResource):
         )
         if spec.image_source == "build":
             build = docker.DockerBuildArgs(
-                context=str(DOCKER_DIR),
-                dockerfile=str(DOCKER_DIR / "Dockerfile"),
+                context=BUILD_DIR,
+                dockerfile=f"{BUILD_DIR}/Dockerfile",
                 platform="linux/amd64",
                 args={"BASE_IMAGE": spec.image, "SGLANG_VERSION": flags.SGLANG_VERSION},
             )
         else:
             build = docker.DockerBuildArgs(
-                context=str(DOCKER_DIR / "mirror"),
-                dockerfile=str(DOCKER_DIR / "mirror" / "Dockerfile"),
+                context=f"{BUILD_DIR}/mirror",
+                dockerfile=f"{BUILD_DIR}/mirror/Dockerfile",
                 platform="linux/amd64",
                 args={"SOURCE_IMAGE": spec.image},
             )

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import shlex
 from functools import cache
-from pathlib import Path
 
 import pytest
 import yaml
 
-from infra.components.image import DOCKER_DIR
+from infra.components.image import DOCKER_DIR, PROJECT_ROOT
 from infra.mockrun import ProgramRun, run_stack
 from infra.planning.userdata import split_mime, unpack_b64
 from tests.conftest import STACKS
@@ -73,11 +72,11 @@ def test_each_stack_gets_its_image(stack: str) -> None:
     (img,) = images
     build = img.inputs["build"]
     if EXPECTED[stack] == "build":
-        assert Path(build["dockerfile"]) == DOCKER_DIR / "Dockerfile"
-        assert Path(build["context"]) == DOCKER_DIR  # holds check_efa_stack.py for the gate
+        assert PROJECT_ROOT / build["dockerfile"] == DOCKER_DIR / "Dockerfile"
+        assert PROJECT_ROOT / build["context"] == DOCKER_DIR  # holds check_efa_stack.py for the gate
         assert build["args"]["BASE_IMAGE"] == "lmsysorg/sglang:v0.5.23"
     else:
-        assert Path(build["dockerfile"]) == DOCKER_DIR / "mirror" / "Dockerfile"
+        assert PROJECT_ROOT / build["dockerfile"] == DOCKER_DIR / "mirror" / "Dockerfile"
     # Every GPU node pulls the pushed digest from the stack's repository.
     for inst in r.plan.layout.nodes:
         env = node_env(r, inst.name)
