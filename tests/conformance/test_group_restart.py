@@ -94,6 +94,7 @@ class Cluster:
         node_env: dict[int, dict[str, str]] | None = None,
         timings: dict[str, str] | None = None,
         real_restart_sec: bool = False,
+        binaries: dict[str, list[str]] | None = None,
         **overrides: Any,
     ) -> None:
         spec = parse_config(base_config(**overrides))
@@ -126,12 +127,18 @@ class Cluster:
             }
             self.status.append(status)
             self.nodes.append(
-                self.manager.add(Node(node.name, root, env, self._units(argv, group, real_restart_sec)))
+                self.manager.add(
+                    Node(
+                        node.name, root, env, self._units(argv, group, real_restart_sec, binaries or BINARIES)
+                    )
+                )
             )
         self.coordinator = f"http://127.0.0.1:{dist_port + GROUP_PORT_OFFSET}"
 
     @staticmethod
-    def _units(argv: list[str], group: bool, real_restart_sec: bool) -> list[Unit]:
+    def _units(
+        argv: list[str], group: bool, real_restart_sec: bool, binaries: dict[str, list[str]]
+    ) -> list[Unit]:
         server = unit_lines(USERDATA / "sglang-server@.service")
         main = [sys.executable, str(STANDIN), *argv[3:]]  # argv[:3] is python3 -m sglang.launch_server
         prevent = frozenset(int(v) for vs in server.get("RestartPreventExitStatus", []) for v in vs.split())
@@ -141,13 +148,13 @@ class Cluster:
         if not group:
             return [srv]
         drop_in = unit_lines(USERDATA / "sglang-group.conf")
-        srv.pre = [command(v, "0", BINARIES) for v in drop_in["ExecStartPre"]]
-        srv.post = [command(v, "0", BINARIES) for v in drop_in["ExecStopPost"]]
+        srv.pre = [command(v, "0", binaries) for v in drop_in["ExecStartPre"]]
+        srv.post = [command(v, "0", binaries) for v in drop_in["ExecStopPost"]]
         assert drop_in["Wants"] == ["sglang-group@%i.service"]
         unit = unit_lines(USERDATA / "sglang-group@.service")
         grp = Unit(
             "sglang-group@0.service",
-            command(unit["ExecStart"][0], "0", BINARIES),
+            command(unit["ExecStart"][0], "0", binaries),
             restart=unit["Restart"][0],
             restart_sec=float(unit["RestartSec"][0]) if real_restart_sec else 0.5,
         )

@@ -77,6 +77,10 @@ class CountingProxy:
         return [u for _, u in self.posts]
 
 
+SYNC_COMMAND = [sys.executable, str(ROOT / "userdata" / "sglang-router-sync")]
+"""How the sync runs (``test_node_python.py`` swaps in the shipped text on Python 3.10)."""
+
+
 @pytest.fixture
 def procs() -> Iterator[list[subprocess.Popen]]:
     started: list[subprocess.Popen] = []
@@ -122,8 +126,7 @@ def _setup(tmp_path: Path, procs: list, timeout: int, check: int) -> dict:
     (bindir / "systemctl").chmod(0o755)
     sync_log = (tmp_path / "sync.log").open("w")
     sync = [
-        sys.executable,
-        str(ROOT / "userdata" / "sglang-router-sync"),
+        *SYNC_COMMAND,
         "--interval",
         "0.3",
         "--argv",
