@@ -143,6 +143,7 @@ case "$1" in
   *) echo "fake systemctl: unexpected $*" >&2; exit 2;;
 esac
 """,
+    "systemd-run": "exit 0\n",  # recorded in calls.log: the CloudWatch agent's later retry
     "logger": 'printf \'%s\\n\' "$*" >> "${FAKE_STATE}/logger.log"\n',
     "nvidia-smi": "echo 'GPU 0: NVIDIA H100 80GB HBM3'\n",
     "ip": r"""

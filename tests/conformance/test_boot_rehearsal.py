@@ -97,6 +97,31 @@ def test_node_prep_recovers_from_transient_failures(tmp_path: Path) -> None:
     assert "s3cr3t" not in logged
 
 
+@pytest.mark.parametrize(
+    ("fake", "why"),
+    [({"FAKE_DPKG_FAILS": "99"}, "dpkg lock held?"), ({"FAKE_CURL_FAILS": "99"}, "cannot download")],
+    ids=["dpkg-lock-held-for-minutes", "agent-download-down"],
+)
+def test_cloudwatch_agent_is_retried_later_not_given_up(
+    tmp_path: Path, fake: dict[str, str], why: str
+) -> None:
+    """unattended-upgrades can hold dpkg's lock for minutes right after boot: the node goes on
+    (exit 0, serving never waits for logs) and a transient timer runs the script again."""
+    node = _node(tmp_path)
+    proc = node.run("sglang-logs-setup", **fake)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING: logs:")]
+    assert len(warnings) == 1 and why in warnings[0] and "trying again in 300 s" in warnings[0]
+    (call,) = node.calls("systemd-run")
+    assert "--on-active=300" in call and "sglang-logs-retry-" in call
+    assert call.endswith(str(node.root / "usr/local/bin/sglang-logs-setup"))
+    # The retry itself, once the lock is free: the agent installs and no further retry is queued.
+    node.reset_counters()
+    again = node.run("sglang-logs-setup")
+    assert again.returncode == 0 and "shipping" in again.stderr, again.stderr
+    assert len(node.calls("systemd-run")) == 1
+
+
 def test_second_run_and_reboot_change_nothing(tmp_path: Path) -> None:
     node = _node(tmp_path)
     assert all(p.returncode == 0 for p in _prep(node, FAKE_MOUNT_FAILS="1", FAKE_SSM_FAILS="1"))
