@@ -16,21 +16,13 @@ then gone for the life of the node.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 from tests.conformance.fake_node import USERDATA
-from tests.conformance.test_unit_recovery import _require
+from tests.conformance.usersystemd import user_manager
 
 DRIVER = r"""
-set -u
-mount --bind "${FAKERUN}" /run
-mkdir -p /run/systemd/system
-/lib/systemd/systemd --user > "${MGRLOG}" 2>&1 &
-for _ in $(seq 200); do [ -S "${XDG_RUNTIME_DIR}/systemd/private" ] && break; sleep 0.05; done
-sc() { systemctl --user "$@"; }
 sc start --no-block sglang-router.service sglang-router-sync.service
 # Bounded waits: the router has crashed and come back twice, then the sync runs (or not).
 for _ in $(seq 300); do [ "$(sc show -P NRestarts sglang-router.service)" -ge 2 ] && break; sleep 0.1; done
@@ -60,32 +52,15 @@ def _stand_in(name: str, tmp: Path) -> str:
 
 
 def test_sync_runs_after_router_failures(tmp_path: Path) -> None:
-    _require()
+    mgr = user_manager(tmp_path)
+    units = mgr.units
     shipped_sync = (USERDATA / "sglang-router-sync.service").read_text()
     assert "After=sglang-router.service" in shipped_sync
-    runtime, config, fakerun = tmp_path / "rt", tmp_path / "cfg", tmp_path / "fakerun"
-    runtime.mkdir(mode=0o700)
-    fakerun.mkdir()
-    units = config / "systemd" / "user"
-    units.mkdir(parents=True)
     for name in ("sglang-router.service", "sglang-router-sync.service"):
         (units / name).write_text(_stand_in(name, tmp_path))
     sync_unit = (units / "sglang-router-sync.service").read_text()
     assert sync_unit.split("[Service]")[0] == shipped_sync.split("[Service]")[0]  # graph as shipped
-    proc = subprocess.run(
-        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "bash", "-c", DRIVER],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={
-            **os.environ,
-            "XDG_RUNTIME_DIR": str(runtime),
-            "XDG_CONFIG_HOME": str(config),
-            "FAKERUN": str(fakerun),
-            "MGRLOG": str(tmp_path / "manager.log"),
-        },
-    )
+    proc = mgr.run(DRIVER, timeout=120)
     out = proc.stdout + proc.stderr
     restarts = re.search(r"router_restarts (\d+)", out)
     assert restarts and int(restarts.group(1)) >= 2, out

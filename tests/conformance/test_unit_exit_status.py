@@ -25,21 +25,14 @@ The serving container is the fake ``docker run`` (a real SGLang needs GPUs).
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 from tests.conformance.fake_node import USERDATA, make_node
 from tests.conformance.test_boot_rehearsal import FSX_ENV
-from tests.conformance.test_unit_recovery import UNITS, _copy_unit, _require
+from tests.conformance.test_unit_recovery import UNITS, _copy_unit
+from tests.conformance.usersystemd import systemctl_shim, user_manager
 
 DRIVER = r"""
-set -u
-mount --bind "${FAKERUN}" /run
-mkdir -p /run/systemd/system
-/lib/systemd/systemd --user > "${MGRLOG}" 2>&1 &
-for _ in $(seq 200); do [ -S "${XDG_RUNTIME_DIR}/systemd/private" ] && break; sleep 0.05; done
-sc() { systemctl --user "$@"; }
 sc start --no-block sglang-server@0.service
 # Bounded wait for a settled state: the server ran its container twice, or it is inactive or
 # failed with no job queued and no restart pending (auto-restart) for 5 s in a row.
@@ -59,7 +52,9 @@ echo "substate $(sc show -P SubState sglang-server@0.service)"
 echo "result $(sc show -P Result sglang-server@0.service)"
 echo "status $(sc show -P ExecMainStatus sglang-server@0.service)"
 echo "restarts $(sc show -P NRestarts sglang-server@0.service)"
-echo "watchers $(ps -eo args= | grep -c '^bash .*/usr/local/bin/sglang-transport-check 0$' || true)"
+# Watchers, not counting a watcher's own subshells (a pipeline or $(...) inside it forks a copy
+# with the same command line for a moment): processes whose parent is not a watcher.
+echo "watchers $(ps -eo pid=,ppid=,args= | awk '$3 == "bash" && $4 ~ /\/usr\/local\/bin\/sglang-transport-check$/ && $5 == "0" { w[$1] = $2 } END { n = 0; for (p in w) if (!(w[p] in w)) n++; print n }')"
 """
 
 
@@ -74,7 +69,8 @@ exit 0
 def _run(
     tmp_path: Path, marker: bool = False, require_efa: bool = False, group: bool = False, **fake: str
 ) -> tuple[dict[str, str], str]:
-    _require()
+    mgr = user_manager(tmp_path)
+    units = mgr.units
     node = make_node(
         tmp_path, {**FSX_ENV, "SGLANG_NNODES": "1", "SGLANG_REQUIRE_EFA": "1" if require_efa else "0"}
     )
@@ -84,16 +80,8 @@ def _run(
         run = node.root / "run" / "sglang"
         run.mkdir(parents=True, exist_ok=True)
         (run / "server-0.transport-failed").write_text("ERROR: NCCL transport is socket\n")
-    wrap = tmp_path / "wrap"
-    wrap.mkdir()
-    (wrap / "systemctl").write_text('#!/bin/sh\nexec /usr/bin/systemctl --user "$@"\n')
-    (wrap / "systemctl").chmod(0o755)
-    runtime, config, fakerun = tmp_path / "xdg-run", tmp_path / "xdg-config", tmp_path / "fakerun"
-    runtime.mkdir(mode=0o700)
-    fakerun.mkdir()
-    units = config / "systemd" / "user"
-    units.mkdir(parents=True)
-    env = {**node.env, "PATH": f"{wrap}:{node.env['PATH']}", "XDG_RUNTIME_DIR": str(runtime)}
+    wrap = systemctl_shim(tmp_path)
+    env = {**node.env, "PATH": f"{wrap}:{node.env['PATH']}", "XDG_RUNTIME_DIR": str(mgr.runtime)}
     env.update({"FAKE_RUN_SLEEP": "600", **fake})
     for name in UNITS:
         (units / name).write_text(_copy_unit(name, node.root, env, old_graph=False))
@@ -113,21 +101,7 @@ def _run(
             .replace("/usr/local/bin/", f"{node.root}/usr/local/bin/")
         )
         (drop / "sglang-group.conf").write_text(text)
-    proc = subprocess.run(
-        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "bash", "-c", DRIVER],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={
-            **os.environ,
-            "XDG_RUNTIME_DIR": str(runtime),
-            "XDG_CONFIG_HOME": str(config),
-            "FAKERUN": str(fakerun),
-            "MGRLOG": str(tmp_path / "manager.log"),
-            "FAKE_STATE": str(node.state),
-        },
-    )
+    proc = mgr.run(DRIVER, FAKE_STATE=str(node.state))
     out: dict[str, str] = {}
     for line in proc.stdout.splitlines():
         key, _, value = line.partition(" ")

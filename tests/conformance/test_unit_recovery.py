@@ -1,7 +1,7 @@
 """The shipped unit graph recovers from a failed boot step under a real systemd.
 
-A real systemd 252 service manager (Debian's ``/lib/systemd/systemd --user``, in a private mount
-and PID namespace made by ``unshare``, so nothing leaks onto this machine) loads copies of the
+A real systemd 252 service manager (``tests/conformance/usersystemd.py``: Debian's
+``/lib/systemd/systemd --user`` in a private mount and PID namespace) loads copies of the
 shipped ``sglang-node``, ``sglang-model`` and ``sglang-server@`` units and runs the real node
 scripts against the stand-ins of ``fake_node.py``. SSM throttles the first 9 GetParameter calls,
 so ``sglang-secrets`` gives up on the first run (8 attempts) and ``sglang-node`` fails: the
@@ -15,28 +15,16 @@ exists in neither (systemd.service(5): "Added in version 254").
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from tests.conformance.fake_node import USERDATA, make_node
 from tests.conformance.test_boot_rehearsal import FSX_ENV
+from tests.conformance.usersystemd import systemctl_shim, user_manager
 
-SYSTEMD = Path("/lib/systemd/systemd")
 UNITS = ("sglang-node.service", "sglang-model.service", "sglang-server@.service")
 
 DRIVER = r"""
-set -u
-# A private /run (this mount namespace only): systemd --user wants /run/systemd/system.
-mount --bind "${FAKERUN}" /run
-mkdir -p /run/systemd/system
-/lib/systemd/systemd --user > "${MGRLOG}" 2>&1 &
-for _ in $(seq 200); do [ -S "${XDG_RUNTIME_DIR}/systemd/private" ] && break; sleep 0.05; done
-sc() { systemctl --user "$@"; }
 if [ "${MODE}" = blocking ]; then
   sc start sglang-server@0.service 2>&1; echo "start_rc=$?"
 else
@@ -50,19 +38,6 @@ done
 echo "restarts $(sc show -P NRestarts sglang-server@0.service)"
 echo "jobs $(sc list-jobs --no-legend | grep -c . || true)"
 """
-
-
-def _require() -> None:
-    if os.geteuid() != 0 or not shutil.which("unshare") or not SYSTEMD.exists():
-        pytest.fail("needs root, unshare (util-linux) and /lib/systemd/systemd (Debian package systemd)")
-    probe = subprocess.run(
-        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "true"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        pytest.fail(f"unshare cannot make a mount and PID namespace here (CAP_SYS_ADMIN): {probe.stderr}")
 
 
 def _copy_unit(name: str, root: Path, env: dict[str, str], old_graph: bool) -> str:
@@ -82,42 +57,20 @@ def _copy_unit(name: str, root: Path, env: dict[str, str], old_graph: bool) -> s
 
 
 def _run(tmp_path: Path, old_graph: bool) -> tuple[dict[str, str], str, str]:
-    _require()
+    mgr = user_manager(tmp_path)
     node = make_node(tmp_path, {**FSX_ENV, "SGLANG_NNODES": "1"})
     # systemctl inside the units must talk to this user manager.
-    wrap = tmp_path / "wrap"
-    wrap.mkdir()
-    (wrap / "systemctl").write_text('#!/bin/sh\nexec /usr/bin/systemctl --user "$@"\n')
-    (wrap / "systemctl").chmod(0o755)
-    runtime, config, fakerun = tmp_path / "xdg-run", tmp_path / "xdg-config", tmp_path / "fakerun"
-    runtime.mkdir(mode=0o700)
-    fakerun.mkdir()
-    units = config / "systemd" / "user"
-    units.mkdir(parents=True)
+    wrap = systemctl_shim(tmp_path)
     env = {
         **node.env,
         "PATH": f"{wrap}:{node.env['PATH']}",
-        "XDG_RUNTIME_DIR": str(runtime),
+        "XDG_RUNTIME_DIR": str(mgr.runtime),
         "FAKE_SSM_FAILS": "9",
         "FAKE_RUN_SLEEP": "600",
     }
     for name in UNITS:
-        (units / name).write_text(_copy_unit(name, node.root, env, old_graph))
-    proc = subprocess.run(
-        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "bash", "-c", DRIVER],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={
-            **os.environ,
-            "XDG_RUNTIME_DIR": str(runtime),
-            "XDG_CONFIG_HOME": str(config),
-            "FAKERUN": str(fakerun),
-            "MGRLOG": str(tmp_path / "manager.log"),
-            "MODE": "blocking" if old_graph else "wait",
-        },
-    )
+        (mgr.units / name).write_text(_copy_unit(name, node.root, env, old_graph))
+    proc = mgr.run(DRIVER, MODE="blocking" if old_graph else "wait")
     out: dict[str, str] = {}
     for line in proc.stdout.splitlines():
         parts = line.split()
@@ -158,11 +111,6 @@ def test_the_old_requires_graph_stays_blocked(tmp_path: Path) -> None:
 
 
 ONESHOT_DRIVER = r"""
-set -u
-mount --bind "${FAKERUN}" /run
-mkdir -p /run/systemd/system
-/lib/systemd/systemd --user > "${MGRLOG}" 2>&1 &
-for _ in $(seq 200); do [ -S "${XDG_RUNTIME_DIR}/systemd/private" ] && break; sleep 0.05; done
 systemctl --user start dependent.service 2>&1; echo "start_rc=$?"
 # Wait (bounded) for the oneshot's own restart to succeed.
 for _ in $(seq 300); do [ "$(systemctl --user is-active prep.service)" = active ] && break; sleep 0.1; done
@@ -175,12 +123,8 @@ def test_restart_on_a_oneshot_alone_does_not_save_its_dependent(tmp_path: Path) 
     """Why the graph is not "Restart=on-failure on the oneshots, Requires= kept": the oneshot
     does restart and succeed, but the dependent's start job already failed with the dependency
     and nothing starts it again (systemd < 254 has no RestartMode=direct)."""
-    _require()
-    runtime, config, fakerun = tmp_path / "rt", tmp_path / "cfg", tmp_path / "fakerun"
-    runtime.mkdir(mode=0o700)
-    fakerun.mkdir()
-    units = config / "systemd" / "user"
-    units.mkdir(parents=True)
+    mgr = user_manager(tmp_path)
+    units = mgr.units
     counter = tmp_path / "runs"
     (units / "prep.service").write_text(
         "[Service]\nType=oneshot\nRemainAfterExit=yes\nRestart=on-failure\nRestartSec=1\n"
@@ -189,20 +133,7 @@ def test_restart_on_a_oneshot_alone_does_not_save_its_dependent(tmp_path: Path) 
     (units / "dependent.service").write_text(
         "[Unit]\nRequires=prep.service\nAfter=prep.service\n[Service]\nExecStart=/bin/sleep 600\n"
     )
-    proc = subprocess.run(
-        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "bash", "-c", ONESHOT_DRIVER],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={
-            **os.environ,
-            "XDG_RUNTIME_DIR": str(runtime),
-            "XDG_CONFIG_HOME": str(config),
-            "FAKERUN": str(fakerun),
-            "MGRLOG": str(tmp_path / "manager.log"),
-        },
-    )
+    proc = mgr.run(ONESHOT_DRIVER, timeout=120)
     out = proc.stdout
     assert "start_rc=1" in out and "dependency" in out, out + proc.stderr
     assert "state prep.service active" in out  # the oneshot recovered on its own ...

@@ -17,12 +17,10 @@ loaded unit; nothing is started. The DLAMI's systemd 249 has the same defaults.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 from pathlib import Path
 
 from infra.planning.userdata import GROUP_DROP_IN, shipped_file
-from tests.conformance.test_unit_recovery import _require
+from tests.conformance.usersystemd import user_manager
 
 UNITS = {
     "sglang-server@.service": "sglang-server@0.service",
@@ -36,11 +34,6 @@ UNITS = {
 PROPS = "Restart,RestartUSec,StartLimitIntervalUSec,StartLimitBurst,LoadState"
 
 DRIVER = r"""
-set -u
-mount --bind "${FAKERUN}" /run
-mkdir -p /run/systemd/system
-/lib/systemd/systemd --user > "${MGRLOG}" 2>&1 &
-for _ in $(seq 200); do [ -S "${XDG_RUNTIME_DIR}/systemd/private" ] && break; sleep 0.05; done
 for u in ${UNIT_NAMES}; do
   echo "unit ${u} $(systemctl --user show -p "${PROPS}" "${u}" | tr '\n' ' ')"
 done
@@ -60,32 +53,12 @@ def _usec(value: str) -> float:
 
 
 def _shown(tmp_path: Path, files: dict[str, str]) -> dict[str, dict[str, str]]:
-    _require()
-    runtime, config, fakerun = tmp_path / "xdg-run", tmp_path / "xdg-config", tmp_path / "fakerun"
-    runtime.mkdir(mode=0o700)
-    fakerun.mkdir()
-    units = config / "systemd" / "user"
-    units.mkdir(parents=True)
+    mgr = user_manager(tmp_path)
     for name, text in files.items():
-        path = units / name
+        path = mgr.units / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    proc = subprocess.run(
-        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "bash", "-c", DRIVER],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={
-            **os.environ,
-            "XDG_RUNTIME_DIR": str(runtime),
-            "XDG_CONFIG_HOME": str(config),
-            "FAKERUN": str(fakerun),
-            "MGRLOG": str(tmp_path / "manager.log"),
-            "UNIT_NAMES": " ".join(UNITS.values()),
-            "PROPS": PROPS,
-        },
-    )
+    proc = mgr.run(DRIVER, timeout=120, UNIT_NAMES=" ".join(UNITS.values()), PROPS=PROPS)
     out: dict[str, dict[str, str]] = {}
     for line in proc.stdout.splitlines():
         if line.startswith("unit "):
