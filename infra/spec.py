@@ -403,11 +403,7 @@ class StackSpec(BaseModel):
         syntax.parse_image_reference(v)
         return v
 
-    # capacity_reservation_id (a cr- id) is declared by the capacity keys; check_fields=False
-    # lets this rule cover it wherever that field exists.
-    @field_validator(
-        "vpc_id", "subnet_id", "router_subnet_id", "ami_id", "capacity_reservation_id", check_fields=False
-    )
+    @field_validator("vpc_id", "subnet_id", "router_subnet_id", "ami_id", "capacity_reservation_id")
     @classmethod
     def _aws_ids(cls, v: str, info: ValidationInfo) -> str:
         prefix = {"vpc_id": "vpc", "ami_id": "ami", "capacity_reservation_id": "cr"}.get(
@@ -486,13 +482,6 @@ class StackSpec(BaseModel):
     def _az(cls, v: str) -> str:
         if v and not _AZ.match(v):
             raise ValueError("must look like us-east-1a")
-        return v
-
-    @field_validator("capacity_reservation_id")
-    @classmethod
-    def _capacity_reservation_id(cls, v: str) -> str:
-        if v and not re.fullmatch(r"cr-[0-9a-f]{17}", v):
-            raise ValueError("must be cr- followed by 17 lowercase hex digits (cr-0123456789abcdef0)")
         return v
 
     @field_validator("placement_group_name")
