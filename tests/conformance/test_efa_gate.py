@@ -94,24 +94,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
     return Stack(plugin, plugin_dir, fabric_dir, efa_new, efa_old, root)
 
 
-def gate(st: Stack, *ld_dirs: Path | str, plugin: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": ":".join(str(d) for d in ld_dirs)}
-    return subprocess.run(
-        [
-            sys.executable,
-            str(GATE),
-            "--plugin",
-            str(plugin or st.plugin),
-            "--libfabric-dir",
-            str(st.fabric_dir),
-            "--no-torch",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+def gate(
+    st: Stack,
+    *ld_dirs: Path | str,
+    plugin: Path | None = None,
+    python: Path | str = sys.executable,
+    torch_site: Path | None = None,
+    no_torch: bool = True,
+    sglang_version: str = "",
+) -> subprocess.CompletedProcess[str]:
+    """Run the build gate as the Dockerfile does, with ``LD_LIBRARY_PATH`` = ``ld_dirs``
+    (default: the matched stack), a fake ``torch`` on ``PYTHONPATH`` when ``torch_site`` is
+    given, and the SGLang version check when ``sglang_version`` is set."""
+    dirs = ld_dirs or (st.plugin_dir, st.fabric_dir, st.efa_new)
+    env = {"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": ":".join(str(d) for d in dirs)}
+    if torch_site is not None:
+        env["PYTHONPATH"] = str(torch_site)
+    argv = [
+        str(python),
+        str(GATE),
+        "--plugin",
+        str(plugin or st.plugin),
+        "--libfabric-dir",
+        str(st.fabric_dir),
+    ]
+    argv += ["--no-torch"] if no_torch else []
+    argv += ["--sglang-version", sglang_version] if sglang_version else []
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=120)
 
 
 def test_matched_stack_passes(stack: Stack) -> None:
@@ -196,28 +205,7 @@ def test_missing_plugin_fails(stack: Stack) -> None:
 
 def test_wrong_sglang_version_fails(stack: Stack) -> None:
     """The version check reads the real installed distribution metadata (this venv has none)."""
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "LD_LIBRARY_PATH": f"{stack.plugin_dir}:{stack.fabric_dir}:{stack.efa_new}",
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(GATE),
-            "--plugin",
-            str(stack.plugin),
-            "--libfabric-dir",
-            str(stack.fabric_dir),
-            "--no-torch",
-            "--sglang-version",
-            "0.5.23",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    proc = gate(stack, sglang_version="0.5.23")
     assert proc.returncode == 1
     assert "FAIL sglang version" in proc.stdout
 
@@ -253,19 +241,7 @@ def test_torch_nccl_must_be_the_wheel(stack: Stack, tmp_path: Path, where: str) 
     image's choice, not a failure of the plugin)."""
     wheel = tmp_path / "site-packages" / "nvidia" / "nccl" / "lib"
     site = _fake_torch(tmp_path, wheel if where == "wheel" else tmp_path / "opt" / "nccl" / "lib")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(site),
-        "LD_LIBRARY_PATH": f"{stack.plugin_dir}:{stack.fabric_dir}:{stack.efa_new}",
-    }
-    proc = subprocess.run(
-        [sys.executable, str(GATE), "--plugin", str(stack.plugin), "--libfabric-dir", str(stack.fabric_dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    proc = gate(stack, torch_site=site, no_torch=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     if where == "wheel":
         assert "ok   torch's NCCL: " + str(wheel / "libnccl.so.2") in proc.stdout
@@ -290,19 +266,7 @@ def test_torch_nccl_preloaded_from_the_wheel(stack: Stack, tmp_path: Path) -> No
         "libnccl.so.2 => not found"
         in subprocess.run(["ldd", str(lib)], capture_output=True, text=True).stdout
     )
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(site),
-        "LD_LIBRARY_PATH": f"{stack.plugin_dir}:{stack.fabric_dir}:{stack.efa_new}",
-    }
-    proc = subprocess.run(
-        [sys.executable, str(GATE), "--plugin", str(stack.plugin), "--libfabric-dir", str(stack.fabric_dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    proc = gate(stack, torch_site=site, no_torch=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"ok   torch's NCCL: {wheel / 'libnccl.so.2'} (preloaded by torch)" in proc.stdout
 
@@ -311,19 +275,7 @@ def test_cpu_only_torch_fails(stack: Stack, tmp_path: Path) -> None:
     site = tmp_path / "site-packages"
     (site / "torch" / "lib").mkdir(parents=True)
     (site / "torch" / "__init__.py").write_text("")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(site),
-        "LD_LIBRARY_PATH": f"{stack.plugin_dir}:{stack.fabric_dir}:{stack.efa_new}",
-    }
-    proc = subprocess.run(
-        [sys.executable, str(GATE), "--plugin", str(stack.plugin), "--libfabric-dir", str(stack.fabric_dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    proc = gate(stack, torch_site=site, no_torch=False)
     assert proc.returncode == 1
     assert "FAIL torch NCCL" in proc.stdout and "CPU-only torch" in proc.stdout
 
@@ -332,28 +284,7 @@ def test_sglang_version_read_from_the_real_distribution(stack: Stack) -> None:
     """With the real sglang 0.5.23 installed (the conformance venv), the version check passes."""
     from tests.conformance.conftest import SGLANG_PYTHON, require
 
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "LD_LIBRARY_PATH": f"{stack.plugin_dir}:{stack.fabric_dir}:{stack.efa_new}",
-    }
-    proc = subprocess.run(
-        [
-            str(require(SGLANG_PYTHON)),
-            str(GATE),
-            "--plugin",
-            str(stack.plugin),
-            "--libfabric-dir",
-            str(stack.fabric_dir),
-            "--no-torch",
-            "--sglang-version",
-            "0.5.23",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    proc = gate(stack, python=require(SGLANG_PYTHON), sglang_version="0.5.23")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok   sglang version" in proc.stdout
 

@@ -26,7 +26,6 @@ import pytest
 from infra.planning.userdata import USERDATA_DIR, shipped_file
 from tests.conformance import test_router_sync_live
 from tests.conformance.test_minify_interpreters import _interpreter
-from tests.conformance.test_router_sync_live import procs  # noqa: F401 (pytest fixture used by name)
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "nccl"
@@ -77,7 +76,7 @@ def test_transport_classifier_as_shipped_on_python_3_10(tmp_path: Path) -> None:
 
 def test_router_sync_as_shipped_on_python_3_10(
     tmp_path: Path,
-    procs: list,  # noqa: F811
+    procs: list,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     py310, prog = _py310(), _shipped("sglang-router-sync", tmp_path)

@@ -20,51 +20,20 @@ So the router argv carries neither flag. Every wait is bounded; processes are ki
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.conformance.conftest import HERE, ROUTER_PYTHON, plan_json, require
+from tests.conformance.test_router_live import _free_port, _wait
 
 STACK = "prod-tp16"  # a stack with an FSx model store
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=3) as r:
         return json.loads(r.read() or b"{}")
-
-
-def _wait(pred, seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            if pred():
-                return True
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.3)
-    return False
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    yield started
-    for p in started:
-        p.kill()
-        p.wait(timeout=10)
 
 
 def _local_router_argv(argv: list[str], worker_url: str, port: int, prom: int) -> list[str]:

@@ -20,7 +20,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,7 +56,7 @@ def _wait(pred, seconds: float) -> bool:
         try:
             if pred():
                 return True
-        except OSError:
+        except (OSError, ValueError):
             pass
         time.sleep(0.3)
     return False
@@ -65,15 +64,6 @@ def _wait(pred, seconds: float) -> bool:
 
 def _replace_value(argv: list[str], flag: str, value: str) -> None:
     argv[argv.index(flag) + 1] = value
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    yield started
-    for p in started:
-        p.kill()
-        p.wait(timeout=10)
 
 
 def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list) -> None:

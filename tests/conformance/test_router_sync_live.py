@@ -22,12 +22,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conformance.conftest import HERE, ROUTER_PYTHON, plan_json, require
 from tests.conformance.test_router_live import _free_port, _replace_value, _wait
@@ -79,15 +76,6 @@ class CountingProxy:
 
 SYNC_COMMAND = [sys.executable, str(ROOT / "userdata" / "sglang-router-sync")]
 """How the sync runs (``test_node_python.py`` swaps in the shipped text on Python 3.10)."""
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    yield started
-    for p in started:
-        p.kill()
-        p.wait(timeout=10)
 
 
 def _setup(tmp_path: Path, procs: list, timeout: int, check: int) -> dict:
