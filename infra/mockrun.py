@@ -282,6 +282,19 @@ class ProgramRun:
                 return r
         raise KeyError(name)
 
+    def waits_for(self, res: RecordedResource) -> set[str]:
+        """Logical names of every cloud resource the engine creates before ``res``: its
+        ``depends_on``, transitively."""
+        deps = {x.name: x.depends_on for x in self.resources if x.custom}
+        seen: set[str] = set()
+        todo = list(res.depends_on)
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo += deps[name]
+        return seen
+
 
 def _fake_addresses(plan: Any) -> tuple[dict[str, str], dict[str, str]]:
     from infra.components.network import subnet_cidrs

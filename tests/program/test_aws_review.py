@@ -13,7 +13,7 @@ from functools import cache
 import pytest
 
 from infra.components.identity import key_alias_name
-from infra.mockrun import ProgramRun, RecordedResource, run_program
+from infra.mockrun import ProgramRun, run_program
 from tests.program.test_store_image_identity import API_KEY, HF_TOKEN, engine_config
 
 HF = "sglang-cluster:hf_token"
@@ -34,19 +34,6 @@ def run_secrets(stack: str = "prod-test") -> ProgramRun:
     cfg[HF] = HF_TOKEN
     cfg[RK] = API_KEY
     return run_program(stack, cfg, [HF, RK])
-
-
-def waits_for(r: ProgramRun, res: RecordedResource) -> set[str]:
-    """Every resource created before ``res``: its ``depends_on``, transitively."""
-    deps = {x.name: x.depends_on for x in r.resources if x.custom}
-    seen: set[str] = set()
-    todo = list(res.depends_on)
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo += deps[name]
-    return seen
 
 
 # ----- SSM SecureString parameters: standard tier, so the key policy's Encrypt/Decrypt fit -----
@@ -108,6 +95,6 @@ def test_gpu_instances_wait_for_the_s3_association() -> None:
     gpu = [i for i in r.of_type(INSTANCE) if i.name != "router"]
     assert gpu
     for inst in gpu:
-        assert dra.name in waits_for(r, inst), inst.name
+        assert dra.name in r.waits_for(inst), inst.name
         via_inputs = {n for names in inst.property_dependencies.values() for n in names}
         assert dra.name not in via_inputs, inst.name

@@ -94,22 +94,9 @@ def rules_of_group(r: ProgramRun, group_id: str) -> list[RecordedResource]:
     )
 
 
-def waits_for(r: ProgramRun, res: RecordedResource) -> set[str]:
-    """Every resource created before ``res``: its ``depends_on``, transitively."""
-    deps = {x.name: x.depends_on for x in r.resources if x.custom}
-    seen: set[str] = set()
-    todo = list(res.depends_on)
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo += deps[name]
-    return seen
-
-
 def missing(r: ProgramRun, res: RecordedResource, wanted: list[RecordedResource]) -> list[str]:
     """Names in ``wanted`` that may still be in creation when ``res`` is created."""
-    return sorted({w.name for w in wanted} - waits_for(r, res))
+    return sorted({w.name for w in wanted} - r.waits_for(res))
 
 
 def node_subnet_and_group(r: ProgramRun) -> tuple[str, str]:
