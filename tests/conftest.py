@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,12 @@ def base_config(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def base() -> dict[str, Any]:
     return base_config()
+
+
+def engine_config(**overrides: Any) -> dict[str, str]:
+    """``base_config`` as the engine hands it to the program (qualified keys, string values)."""
+    out = {}
+    for k, v in base_config(**overrides).items():
+        key = k if ":" in k else f"sglang-cluster:{k}"
+        out[key] = v if isinstance(v, str) else json.dumps(v)
+    return out

@@ -20,7 +20,8 @@ import pytest
 
 from infra.mockrun import ProgramRun, run_program
 from tests.conformance.conftest import TOOLS, run_json
-from tests.program.test_store_image_identity import API_KEY, HF_TOKEN, engine_config
+from tests.conftest import engine_config
+from tests.program.test_store_image_identity import API_KEY, HF_TOKEN
 
 PARLIAMENT_PYTHON = Path(
     os.environ.get("PARLIAMENT_PYTHON", str(TOOLS / "parliament-venv" / "bin" / "python"))

@@ -14,7 +14,8 @@ import pytest
 
 from infra.components.identity import key_alias_name
 from infra.mockrun import ProgramRun, run_program
-from tests.program.test_store_image_identity import API_KEY, HF_TOKEN, engine_config
+from tests.conftest import engine_config
+from tests.program.test_store_image_identity import API_KEY, HF_TOKEN
 
 HF = "sglang-cluster:hf_token"
 RK = "sglang-cluster:router_api_key"

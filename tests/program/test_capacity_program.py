@@ -7,27 +7,17 @@ the program hands the provider for ``aws.ec2.LaunchTemplate`` (camelCase input n
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
 import pytest
 
 from infra.mockrun import ProgramRun, run_program, run_stack
-from tests.conftest import STACKS, base_config
+from tests.conftest import STACKS, engine_config
 
 CR = "cr-0fedcba9876543210"
 LT = "sglang-servers-lt"
 PG = "aws:ec2/placementGroup:PlacementGroup"
-
-
-def engine_config(**overrides: Any) -> dict[str, str]:
-    """``base_config`` as the engine hands it to the program (qualified keys, string values)."""
-    out = {}
-    for k, v in base_config(**overrides).items():
-        key = k if ":" in k else f"sglang-cluster:{k}"
-        out[key] = v if isinstance(v, str) else json.dumps(v)
-    return out
 
 
 @cache

@@ -18,7 +18,7 @@ import pytest
 
 from infra.mockrun import ENGINE_LOG, run_program
 from infra.planning.reachability import documentation_cidrs
-from tests.program.test_store_image_identity import engine_config
+from tests.conftest import engine_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,8 @@ import pytest
 
 from infra.components.identity import KEY_ADMIN_ACTIONS, KMS_DELETION_WINDOW_DAYS
 from infra.mockrun import FAKE_ACCOUNT, ProgramRun, RecordedResource, run_program
-from tests.program.test_store_image_identity import API_KEY, HF_TOKEN, engine_config
+from tests.conftest import engine_config
+from tests.program.test_store_image_identity import API_KEY, HF_TOKEN
 
 HF = "sglang-cluster:hf_token"
 RK = "sglang-cluster:router_api_key"

@@ -15,7 +15,7 @@ import yaml
 
 from infra.mockrun import ProgramRun, load_stack_config, run_program, stack_file
 from infra.planning.userdata import split_mime, unpack_b64
-from tests.conftest import STACKS, base_config
+from tests.conftest import STACKS, engine_config
 
 HF_TOKEN = "hf_FAKEtokenFORtests0123456789abcdef"
 API_KEY = "sk-router-FAKE-key-for-tests-42"
@@ -29,15 +29,6 @@ def unsecret(value: Any) -> tuple[bool, Any]:
     if isinstance(value, dict) and SECRET_SIG in value:
         return True, value["value"]
     return False, value
-
-
-def engine_config(**overrides: Any) -> dict[str, str]:
-    """``base_config`` as the engine hands it to the program (qualified keys, string values)."""
-    out = {}
-    for k, v in base_config(**overrides).items():
-        key = k if ":" in k else f"sglang-cluster:{k}"
-        out[key] = v if isinstance(v, str) else json.dumps(v)
-    return out
 
 
 @cache
