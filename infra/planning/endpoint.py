@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from infra.spec import StackSpec, qualified
+from infra.spec.endpoint import acm_account
 
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
 """TLS policy of the HTTPS listener: TLS 1.3 and 1.2 with forward-secret ciphers and
@@ -48,6 +49,9 @@ post-quantum key exchange, the console's default for new HTTPS listeners; the AP
 ``ELBSecurityPolicy-2016-08``, still accepts TLS 1.0
 (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/describe-ssl-policies.html,
 read 2026-11)."""
+
+DOCUMENTATION_ACCOUNT = "123456789012"
+"""The account id AWS's documentation uses in example ARNs; the shipped stack files too."""
 
 READINESS_PATH = "/readiness"
 """Router path whose status says whether at least one worker is healthy (see module doc)."""
@@ -226,6 +230,13 @@ def endpoint_warnings(spec: StackSpec, api_key_set: bool) -> list[str]:
             f"(and every prompt) in clear over the internet to the router's public address "
             f"(client_cidrs {', '.join(public)}). Set endpoint https with certificate_arn, or "
             "endpoint private for clients inside the VPC"
+        )
+    if acm_account(spec.certificate_arn) == DOCUMENTATION_ACCOUNT:
+        out.append(
+            f"{qualified('certificate_arn')}: account {DOCUMENTATION_ACCOUNT} is AWS's documentation "
+            "placeholder: creating the HTTPS listener would fail (CertificateNotFound) after the "
+            "load balancer exists. Set the ARN of an issued certificate of your account "
+            "(aws acm list-certificates --certificate-statuses ISSUED)"
         )
     if spec.endpoint != "http" and spec.certificate_arn and not spec.endpoint_domain:
         out.append(

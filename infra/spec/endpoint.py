@@ -114,10 +114,10 @@ class EndpointKeys(Keys):
         return v
 
 
-def acm_region(arn: str) -> str:
-    """The region part of an ACM certificate ARN; ``""`` when ``arn`` is not one."""
+def acm_account(arn: str) -> str:
+    """The account part of an ACM certificate ARN; ``""`` when ``arn`` is not one."""
     m = ACM_ARN.match(arn)
-    return m.group("region") if m else ""
+    return m.group("account") if m else ""
 
 
 def check(spec: StackSpec) -> None:
