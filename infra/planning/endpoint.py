@@ -205,9 +205,31 @@ def gateway_keepalive_args(spec: StackSpec, gateway: str = "smg") -> list[str]:
     ]
 
 
+NON_INTERNET_V4: tuple[ipaddress.IPv4Network, ...] = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "10.0.0.0/8",  # RFC 1918
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",  # RFC 6598 shared (carrier-grade NAT) space
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "198.18.0.0/15",  # RFC 2544 benchmarking
+    )
+)
+NON_INTERNET_V6: tuple[ipaddress.IPv6Network, ...] = tuple(
+    ipaddress.IPv6Network(n)
+    for n in ("fc00::/7", "fe80::/10", "::1/128")  # RFC 4193 ULA, link-local
+)
+"""Ranges never routed on the internet: a client CIDR wholly inside one is not an internet
+client. (``ipaddress``'s ``is_private`` is not used: it calls ``0.0.0.0/0`` private.)"""
+
+
 def _is_internet(cidr: str) -> bool:
     net = ipaddress.ip_network(cidr, strict=False)
-    return not (net.is_private or net.is_loopback or net.is_link_local)
+    if isinstance(net, ipaddress.IPv4Network):
+        return not any(net.subnet_of(n) for n in NON_INTERNET_V4)
+    return not any(net.subnet_of(n) for n in NON_INTERNET_V6)
 
 
 def endpoint_warnings(spec: StackSpec, api_key_set: bool) -> list[str]:
