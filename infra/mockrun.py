@@ -244,8 +244,8 @@ class PlanMocks(Mocks):
                 "sessionName": "plan",
             }, []
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            # Three zones as every commercial region offers at least three (EC2 user guide,
-            # "Regions and Zones"); which ones a real account sees is AWS's answer at deploy.
+            # Three zones, as most regions show; which ones (and how many: us-west-1 shows an
+            # account two) is AWS's answer at deploy time.
             names = [f"{self.region}{z}" for z in "abc"]
             return {"id": self.region, "names": names, "zoneIds": names, "groupNames": names}, []
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":

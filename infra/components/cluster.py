@@ -78,8 +78,9 @@ class SglangCluster(pulumi.ComponentResource):
     @staticmethod
     def _endpoint_outputs(plan: ClusterPlan, endpoint: Endpoint) -> dict[str, Any]:
         """Outputs behind a load balancer: the client URLs through it (``https://`` with a
-        certificate), its DNS name for the ``endpoint_domain`` record, and the router's own
-        private URL (reachable from the load balancer only)."""
+        certificate) and its DNS name for the ``endpoint_domain`` record; they replace the
+        router-address URLs of :meth:`_outputs` (``metrics_url`` stays the router's private
+        address, reachable through Session Manager only)."""
         spec = plan.spec
         url = endpoint.url
         return {
