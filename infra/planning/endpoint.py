@@ -241,8 +241,9 @@ def endpoint_warnings(spec: StackSpec, api_key_set: bool) -> list[str]:
 
     Returns:
         one line per problem: the API key sent in clear to a public router over plain HTTP;
-        an HTTPS endpoint whose URLs use the load balancer's own DNS name, which no ACM
-        certificate covers (clients then fail the TLS name check).
+        IPv6 client CIDRs in front of an IPv4-only load balancer; a certificate ARN of AWS's
+        documentation account; an HTTPS endpoint whose URLs use the load balancer's own DNS
+        name, which no ACM certificate covers (clients then fail the TLS name check).
     """
     out: list[str] = []
     public = [c for c in spec.client_cidrs if _is_internet(c)]
@@ -252,6 +253,12 @@ def endpoint_warnings(spec: StackSpec, api_key_set: bool) -> list[str]:
             f"(and every prompt) in clear over the internet to the router's public address "
             f"(client_cidrs {', '.join(public)}). Set endpoint https with certificate_arn, or "
             "endpoint private for clients inside the VPC"
+        )
+    v6 = [c for c in spec.client_cidrs if ipaddress.ip_network(c, strict=False).version == 6]
+    if spec.endpoint != "http" and v6:
+        out.append(
+            f"{qualified('client_cidrs')}: {', '.join(v6)} is IPv6, but the load balancer listens on "
+            "IPv4 only (ip_address_type ipv4): clients from these ranges cannot reach it"
         )
     if acm_account(spec.certificate_arn) == DOCUMENTATION_ACCOUNT:
         out.append(

@@ -211,3 +211,10 @@ def test_smg_keeps_idle_connections_longer_than_the_load_balancer() -> None:
     assert gateway_keepalive_args(spec, "smg") == ["--idle-connection-timeout-secs", "960"]
     assert gateway_keepalive_args(spec, "sglang-router") == []
     assert gateway_keepalive_args(_spec(base_config()), "smg") == []
+
+
+def test_warning_for_ipv6_clients_of_an_ipv4_load_balancer() -> None:
+    spec = _spec(https(endpoint_domain="llm.example.com", client_cidrs=["198.51.100.0/24", "2001:db8::/32"]))
+    (line,) = endpoint_warnings(spec, api_key_set=False)
+    assert line.startswith("sglang-cluster:client_cidrs: 2001:db8::/32 is IPv6")
+    assert endpoint_warnings(_spec(base_config(client_cidrs=["2001:db8::/32"])), api_key_set=False) == []
