@@ -95,6 +95,7 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 def _plan_document(run: Any) -> dict[str, Any]:
     from infra.planning.cluster import router_boot, server_node_boot
+    from infra.planning.endpoint import endpoint_document, endpoint_warnings, load_balancer_subnets
     from infra.planning.image import image_summary
     from infra.planning.reachability import reachability_warnings
     from infra.planning.userdata import unpack_b64
@@ -171,7 +172,11 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "price_source": plan.estimates.price_source,
             "capacity": _capacity_document(plan.capacity),
         },
-        "warnings": reachability_warnings(plan.spec),
+        "endpoint": endpoint_document(plan.spec, load_balancer_subnets(plan.spec)),
+        "warnings": [
+            *reachability_warnings(plan.spec),
+            *endpoint_warnings(plan.spec, "router_api_key" in plan.secret_params),
+        ],
     }
 
 
@@ -217,6 +222,22 @@ def _capacity_document(cap: CapacityPlan) -> dict[str, Any]:
     }
 
 
+def _endpoint_line(doc: dict[str, Any]) -> str:
+    """One line for the table: how clients reach the router."""
+    ep = doc["endpoint"]
+    url = doc["outputs"].get("router_url")
+    lb = ep["load_balancer"]
+    if lb is None:
+        where = "public" if ep["router_public_ip"] else "private"
+        return f"{ep['kind']}: clients call the router node ({where}) at {url}"
+    tls = f", certificate {lb['listener']['certificate_arn']}" if lb["listener"]["certificate_arn"] else ""
+    return (
+        f"{ep['kind']}: {lb['scheme']} Application Load Balancer, {ep['protocol']} {ep['port']}{tls}, "
+        f"idle timeout {lb['idle_timeout_secs']} s, health check {lb['health_check']['path']}; "
+        f"router private; {url}"
+    )
+
+
 def render_table(doc: dict[str, Any]) -> str:
     """A readable summary of a plan document."""
     lay = doc["layout"]
@@ -232,6 +253,7 @@ def render_table(doc: dict[str, Any]) -> str:
         f"Memory per GPU: {mem['weights']} GiB weights + {mem['kv_cache']} GiB KV cache "
         f"of a {mem['static_pool']} GiB static pool ({mem['gpu']} GiB GPU)",
         f"Image: {doc['image']['summary']}",
+        f"Endpoint: {_endpoint_line(doc)}",
         "",
     ]
     rows = [("NODE", "ROLE", "TYPE", "PRIVATE IP", "EFA", "USER DATA", "PROCESSES")]

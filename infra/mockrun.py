@@ -202,6 +202,20 @@ class PlanMocks(Mocks):
             rid = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
             state["key_id"] = rid
             state["arn"] = f"arn:aws:kms:{self.region}:{FAKE_ACCOUNT}:key/{rid}"
+        elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            lb = f"{args.name}-{digest[:7]}"[:32]
+            internal = "internal-" if args.inputs.get("internal") else ""
+            state["arn"] = (
+                f"arn:aws:elasticloadbalancing:{self.region}:{FAKE_ACCOUNT}:loadbalancer/app/{lb}/{digest[:16]}"
+            )
+            state["dns_name"] = f"{internal}{lb}-{int(digest[:8], 16)}.{self.region}.elb.amazonaws.com"
+            rid = state["arn"]
+        elif args.typ in ("aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener"):
+            kind = "targetgroup" if args.typ.endswith(":TargetGroup") else "listener/app"
+            state["arn"] = (
+                f"arn:aws:elasticloadbalancing:{self.region}:{FAKE_ACCOUNT}:{kind}/{args.name}/{digest[:16]}"
+            )
+            rid = state["arn"]
         elif args.typ == "aws:ec2/eip:Eip":
             state["public_ip"] = self.eip_address(args.name)
             state["allocation_id"] = rid
@@ -229,6 +243,11 @@ class PlanMocks(Mocks):
                 "issuerName": "plan-deployer",
                 "sessionName": "plan",
             }, []
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            # Three zones, as most regions show; which ones (and how many: us-west-1 shows an
+            # account two) is AWS's answer at deploy time.
+            names = [f"{self.region}{z}" for z in "abc"]
+            return {"id": self.region, "names": names, "zoneIds": names, "groupNames": names}, []
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": FAKE_ACCOUNT,

@@ -74,9 +74,11 @@ def build(stack: str, config: dict[str, Any]) -> dict[str, Any]:
     refuse_secrets_in_spec(spec, stack)
     present = frozenset(k for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}"))
     plan = plan_cluster(spec, stack, region, present)
+    from infra.planning.endpoint import endpoint_warnings
     from infra.planning.reachability import reachability_warnings
 
-    for warning in reachability_warnings(spec):
+    warnings = [*reachability_warnings(spec), *endpoint_warnings(spec, "router_api_key" in present)]
+    for warning in warnings:
         pulumi.log.warn(warning)  # shown in `pulumi up`'s preview, before anything is created
 
     import pulumi_aws as aws

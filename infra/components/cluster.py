@@ -7,6 +7,7 @@ from typing import Any
 
 import pulumi
 
+from infra.components.endpoint import Endpoint
 from infra.components.identity import NodeIdentity
 from infra.components.image import ServingImage
 from infra.components.model_store import ModelStore
@@ -66,8 +67,36 @@ class SglangCluster(pulumi.ComponentResource):
             depends_on=[*identity.router_ready, *net.router_ready],
             opts=child,
         )
+        endpoint = None
+        if plan.spec.endpoint != "http":
+            endpoint = Endpoint(f"{name}-endpoint", plan, net, router.instance.id, opts=child)
         self.outputs = self._outputs(plan, net, fleet, router, image, identity, store)
+        if endpoint is not None:
+            self.outputs.update(self._endpoint_outputs(plan, endpoint))
         self.register_outputs(self.outputs)
+
+    @staticmethod
+    def _endpoint_outputs(plan: ClusterPlan, endpoint: Endpoint) -> dict[str, Any]:
+        """Outputs behind a load balancer: the client URLs through it (``https://`` with a
+        certificate) and its DNS name for the ``endpoint_domain`` record; they replace the
+        router-address URLs of :meth:`_outputs` (``metrics_url`` stays the router's private
+        address, reachable through Session Manager only)."""
+        spec = plan.spec
+        url = endpoint.url
+        return {
+            "router_url": url,
+            "openai_base_url": url.apply(lambda u: f"{u}/v1"),
+            "health_url": url.apply(lambda u: f"{u}/health"),
+            "readiness_url": url.apply(lambda u: f"{u}/readiness"),
+            "load_balancer_dns_name": endpoint.dns_name,
+            "endpoint": {
+                "kind": spec.endpoint,
+                "url": url,
+                "load_balancer_dns_name": endpoint.dns_name,
+                "domain": spec.endpoint_domain or None,
+                "certificate_arn": spec.certificate_arn or None,
+            },
+        }
 
     @staticmethod
     def _outputs(

@@ -43,6 +43,9 @@ class Network(pulumi.ComponentResource):
         router_ready: the same for the router: the route of its subnet (public route table,
         association and internet gateway when it is public, else the private route), the S3
         endpoint and the router group's rules.
+        public_subnet_id, public_route_table_id: of a created VPC (None for a brought one), for
+        the endpoint's load balancer. public_route: the public subnet's route resources (empty
+        for a brought VPC).
     """
 
     def __init__(
@@ -125,10 +128,19 @@ class Network(pulumi.ComponentResource):
             self.vpc_id: pulumi.Output[str] = vpc.id
             self.node_subnet_id: pulumi.Output[str] = private.id
             self.router_subnet_id: pulumi.Output[str] = public.id if spec.router_public_ip else private.id
+            # For the endpoint's load balancer (infra/components/endpoint.py): its first subnet
+            # and the route table its second subnet joins; an internet-facing one needs the
+            # internet gateway attached first.
+            self.public_subnet_id: pulumi.Output[str] | None = public.id
+            self.public_route_table_id: pulumi.Output[str] | None = public_rt.id
+            self.public_route: list[pulumi.Resource] = public_route
         else:
             self.vpc_id = pulumi.Output.from_input(spec.vpc_id)
             self.node_subnet_id = pulumi.Output.from_input(spec.subnet_id)
             self.router_subnet_id = pulumi.Output.from_input(spec.router_subnet_id or spec.subnet_id)
+            self.public_subnet_id = None
+            self.public_route_table_id = None
+            self.public_route = []
 
         nodes_sg = aws.ec2.SecurityGroup(
             f"{name}-nodes",
@@ -162,10 +174,16 @@ class Network(pulumi.ComponentResource):
         router_sg = aws.ec2.SecurityGroup(
             f"{name}-router",
             vpc_id=self.vpc_id,
-            description="SGLang router: router and metrics ports from the client CIDRs only",
+            description=(
+                "SGLang router: router and metrics ports from the client CIDRs only"
+                if spec.endpoint == "http"
+                else "SGLang router: router port from its load balancer only"
+            ),
             opts=child,
         )
-        for cidr in spec.client_cidrs:
+        # Behind a load balancer (endpoint https/private) clients reach the load balancer only;
+        # its component adds the one rule into this group (router port from the load balancer).
+        for cidr in spec.client_cidrs if spec.endpoint == "http" else []:
             v6 = ipaddress.ip_network(cidr).version == 6
             for port, what in ((spec.router_port, "router"), (spec.router_prometheus_port, "metrics")):
                 router_in = aws.vpc.SecurityGroupIngressRule(

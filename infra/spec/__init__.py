@@ -7,6 +7,8 @@ One module per concern, each a pydantic class of config keys with their field ru
 - :mod:`~infra.spec.layout`: TP/PP/DP/EP, attention DP, replicas, servers per node;
 - :mod:`~infra.spec.compute`: GPU instance type and count, AMI, root volume, capacity, placement group;
 - :mod:`~infra.spec.network`: VPC, subnets, AZ, client CIDRs;
+- :mod:`~infra.spec.endpoint`: how clients reach the router (http, or an HTTPS/private load
+  balancer with its certificate, subnets and idle timeout);
 - :mod:`~infra.spec.storage`: FSx for Lustre model store and its S3 association;
 - :mod:`~infra.spec.image`: serving image and how the stack gets it;
 - :mod:`~infra.spec.server`: ``sglang.launch_server`` ports, memory, extra args, env, EFA check;

@@ -18,11 +18,12 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from infra.planning import syntax
+from infra.spec import endpoint, network, router, server, storage
 from infra.spec import model as model_keys
-from infra.spec import network, router, server, storage
 from infra.spec.backend import BackendKeys
 from infra.spec.base import PROJECT, SpecError, no_newline, qualified
 from infra.spec.compute import ComputeKeys
+from infra.spec.endpoint import EndpointKeys
 from infra.spec.image import ImageKeys
 from infra.spec.layout import LayoutKeys
 from infra.spec.model import ModelKeys
@@ -77,6 +78,7 @@ class StackSpec(
     ServerKeys,
     ImageKeys,
     StorageKeys,
+    EndpointKeys,
     NetworkKeys,
     ComputeKeys,
     LayoutKeys,
@@ -113,7 +115,14 @@ class StackSpec(
         return dict(t.split("=", 1) for t in self.tags)
 
 
-_CONCERN_CHECKS = (network.check, router.check, server.check, model_keys.check, storage.check)
+_CONCERN_CHECKS = (
+    network.check,
+    endpoint.check,
+    router.check,
+    server.check,
+    model_keys.check,
+    storage.check,
+)
 """Cross-field rules of each key group, run in this order after the field rules."""
 
 
@@ -158,6 +167,7 @@ def check_region(spec: StackSpec, region: str) -> None:
             f"{az} is in {syntax.az_region(az)}, not in the stack's region {region} "
             f"(aws:region); use an AZ of {region} such as {region}a, or change aws:region",
         )
+    endpoint.check_region(spec, region)
 
 
 def _decode_value(field: str, raw: Any) -> Any:

@@ -30,6 +30,7 @@ EXPECTED = {
     "tp2-dp8": "uri",
     "tp8-dp2": "mirror",
     "prod-tp16": "build",
+    "prod-tp16-https": "build",
     "tp8-pp2": "build",
 }
 """The image source of each shipped stack file (README "Serving image" says why)."""

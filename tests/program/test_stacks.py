@@ -116,6 +116,13 @@ def test_efa_security_group_self_rules(stack: str) -> None:
 def test_router_port_open_to_client_cidrs_only(stack: str) -> None:
     r = run(stack)
     router_sg = [x.inputs for x in r.of_type(INGRESS) if x.name.startswith("sglang-net-router-")]
+    if r.plan.spec.endpoint != "http":
+        # Behind a load balancer the client CIDRs reach its listener only; the router admits
+        # the load balancer's group (tests/program/test_endpoint_program.py).
+        assert router_sg == []
+        lb = [x.inputs for x in r.of_type(INGRESS) if x.name.startswith("sglang-endpoint-lb-in-")]
+        assert {x.get("cidrIpv4") for x in lb} == set(r.plan.spec.client_cidrs)
+        return
     assert router_sg, "no router ingress"
     cidrs = {x.get("cidrIpv4") for x in router_sg}
     assert cidrs == set(r.plan.spec.client_cidrs)
@@ -169,7 +176,8 @@ def test_router_workers_are_rank0_of_every_server(stack: str) -> None:
 def test_outputs(stack: str) -> None:
     r = run(stack)
     o = r.outputs
-    assert o["router_url"].startswith("http://") and o["openai_base_url"] == o["router_url"] + "/v1"
+    scheme = "https://" if r.plan.spec.endpoint == "https" else "http://"
+    assert o["router_url"].startswith(scheme) and o["openai_base_url"] == o["router_url"] + "/v1"
     assert o["health_url"] == o["router_url"] + "/health"
     assert o["total_gpus"] == r.plan.layout.total_gpus
     assert o["hourly_cost_usd"] > 0
