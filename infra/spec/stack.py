@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from infra.planning import syntax
 from infra.spec import model as model_keys
-from infra.spec import network, router, server, storage
+from infra.spec import backend, network, router, server, storage
 from infra.spec.backend import BackendKeys
 from infra.spec.base import PROJECT, SpecError, no_newline, qualified
 from infra.spec.compute import ComputeKeys
@@ -113,7 +113,14 @@ class StackSpec(
         return dict(t.split("=", 1) for t in self.tags)
 
 
-_CONCERN_CHECKS = (network.check, router.check, server.check, model_keys.check, storage.check)
+_CONCERN_CHECKS = (
+    network.check,
+    router.check,
+    server.check,
+    model_keys.check,
+    storage.check,
+    backend.check,
+)
 """Cross-field rules of each key group, run in this order after the field rules."""
 
 
