@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from infra.planning import argv as argvs
+from infra.planning import flags
 from infra.planning.layout import NodePlan
 from infra.planning.storage import FSX_MOUNT
 
@@ -61,6 +62,9 @@ same Ubuntu release as the EC2 backend's DLAMI."""
 QUEUE = "gpu"
 """The Slurm partition of the GPU nodes."""
 
+ROUTER_QUEUE = "router"
+"""The Slurm partition of the router's own node (``slurm_router: own_node``)."""
+
 CLUSTER_LOGICAL_ID = "PclusterCluster"
 """Logical id of the ``Custom::PclusterCluster`` resource in the cluster stack."""
 
@@ -76,7 +80,8 @@ downloads it and submits it (the ``slurm-job`` part renders its text)."""
 
 HEAD_ACTION = "sglang-head-node.sh"
 COMPUTE_ACTION = "sglang-compute-node.sh"
-ACTION_FILES: tuple[str, ...] = (HEAD_ACTION, COMPUTE_ACTION)
+ROUTER_ACTION = "sglang-router-node.sh"
+ACTION_FILES: tuple[str, ...] = (HEAD_ACTION, COMPUTE_ACTION, ROUTER_ACTION)
 """Static scripts under ``slurm/custom-actions/`` uploaded to ``custom-actions/<name>``; they take
 everything they need as arguments (ParallelCluster ``CustomActions.*.Args``), never templated."""
 
@@ -190,6 +195,52 @@ def _uri(res: SlurmResources, key: str) -> Any:
     return f"s3://{res.actions_bucket}/{key}"
 
 
+def router_argv(plan: ClusterPlan) -> list[str]:
+    """The router's argv on the SLURM backend: no workers at start; the job adds its rank-0
+    URLs when they answer (``slurm-job`` part). From the one router argv builder."""
+    return argvs.router_argv(plan.spec, [], plan.router_startup_timeout_secs)
+
+
+def _router_action(plan: ClusterPlan, res: SlurmResources) -> dict[str, Any]:
+    return {
+        "Script": _uri(res, f"{ACTIONS_PREFIX}/{ROUTER_ACTION}"),
+        "Args": [flags.ROUTER_VERSION, *router_argv(plan)],
+    }
+
+
+def _router_queue(plan: ClusterPlan, res: SlurmResources, iam: dict[str, Any]) -> dict[str, Any]:
+    """``slurm_router: own_node``: a queue of one static CPU node (``router_instance_type``)
+    in the head node's subnet with the router group, running the router action."""
+    spec = plan.spec
+    networking: dict[str, Any] = {
+        "SubnetIds": [res.head_subnet_id],
+        "AdditionalSecurityGroups": [res.node_sg_id, res.router_sg_id],
+    }
+    if spec.router_public_ip:
+        networking["AssignPublicIp"] = True
+    return {
+        "Name": ROUTER_QUEUE,
+        "CapacityType": "ONDEMAND",
+        "Networking": networking,
+        "ComputeResources": [
+            {
+                "Name": compute_resource_name(spec.router_instance_type),
+                "InstanceType": spec.router_instance_type,
+                "MinCount": 1,
+                "MaxCount": 1,
+            }
+        ],
+        "Iam": iam,
+        "CustomActions": {"OnNodeConfigured": _router_action(plan, res)},
+    }
+
+
+def router_host(plan: ClusterPlan) -> str:
+    """Slurm name of the router's node with ``slurm_router: own_node``
+    (``router-st-<compute resource>-1``; it resolves inside the cluster's VPC only)."""
+    return f"{ROUTER_QUEUE}-st-{compute_resource_name(plan.spec.router_instance_type)}-1"
+
+
 def _placement(plan: ClusterPlan) -> dict[str, Any] | None:
     """``Networking.PlacementGroup`` of the queue, or ``None``: a reserved queue (ODCR or
     Capacity Block) takes no placement group (``infra.spec.backend.check`` refuses the pair)."""
@@ -240,23 +291,26 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
     s3_access = [{"BucketName": res.actions_bucket, "EnableWriteAccess": False}]
     iam = {"AdditionalIamPolicies": [{"Policy": res.node_policy_arn}], "S3Access": s3_access}
     head_sgs = [res.node_sg_id, res.router_sg_id]
+    head_actions = [
+        {
+            "Script": _uri(res, f"{ACTIONS_PREFIX}/{HEAD_ACTION}"),
+            "Args": [
+                plan.region,
+                spec.slurm_container_runtime,
+                _uri(res, JOB_SCRIPT_KEY),
+                job_name(plan.stack),
+            ],
+        }
+    ]
+    if spec.slurm_router == "head_node":
+        head_actions.append(_router_action(plan, res))
     head: dict[str, Any] = {
         "InstanceType": spec.slurm_head_instance_type,
         "Networking": {"SubnetId": res.head_subnet_id, "AdditionalSecurityGroups": head_sgs},
         "LocalStorage": {"RootVolume": {"Size": HEAD_ROOT_VOLUME_GIB, "Encrypted": True}},
         "Iam": iam,
         "Imds": {"Secured": True},
-        "CustomActions": {
-            "OnNodeConfigured": {
-                "Script": _uri(res, f"{ACTIONS_PREFIX}/{HEAD_ACTION}"),
-                "Args": [
-                    plan.region,
-                    spec.slurm_container_runtime,
-                    _uri(res, JOB_SCRIPT_KEY),
-                    job_name(plan.stack),
-                ],
-            }
-        },
+        "CustomActions": {"OnNodeConfigured": {"Sequence": head_actions}},
     }
     if spec.router_public_ip:
         head["Networking"]["ElasticIp"] = True
@@ -277,21 +331,26 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
     placement = _placement(plan)
     if placement is not None:
         networking["PlacementGroup"] = placement
+    compute_script = _uri(res, f"{ACTIONS_PREFIX}/{COMPUTE_ACTION}")
+    compute_args = [plan.region, spec.slurm_container_runtime, image]
     queue: dict[str, Any] = {
         "Name": QUEUE,
         "CapacityType": "CAPACITY_BLOCK" if cap.kind == "capacity-block" else "ONDEMAND",
         "Networking": networking,
         "ComputeResources": [compute],
-        "ComputeSettings": {"LocalStorage": {"RootVolume": {"Size": plan.root_volume_gib, "Encrypted": True}}},
+        "ComputeSettings": {
+            "LocalStorage": {"RootVolume": {"Size": plan.root_volume_gib, "Encrypted": True}}
+        },
         "JobExclusiveAllocation": True,
         "Iam": iam,
         "CustomActions": {
-            "OnNodeConfigured": {
-                "Script": _uri(res, f"{ACTIONS_PREFIX}/{COMPUTE_ACTION}"),
-                "Args": [plan.region, spec.slurm_container_runtime, image],
-            }
+            "OnNodeStart": {"Script": compute_script, "Args": ["start", *compute_args]},
+            "OnNodeConfigured": {"Script": compute_script, "Args": ["configured", *compute_args]},
         },
     }
+    queues = [queue]
+    if spec.slurm_router == "own_node":
+        queues.append(_router_queue(plan, res, iam))
     config: dict[str, Any] = {
         "Region": plan.region,
         "Image": {"Os": OS},
@@ -303,7 +362,7 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
                 # nodes whose settings changed (user guide, "cfn-cluster-ops").
                 "QueueUpdateStrategy": "TERMINATE",
             },
-            "SlurmQueues": [queue],
+            "SlurmQueues": queues,
         },
         "Monitoring": {"Logs": {"CloudWatch": {"Enabled": True, "RetentionInDays": spec.log_retention_days}}},
     }
@@ -322,7 +381,15 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
 def config_yaml(config: Mapping[str, Any]) -> str:
     """The configuration as ParallelCluster reads it (``pcluster create-cluster
     --cluster-configuration``): block-style YAML, keys in the order built."""
-    return yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=False, width=120)
+    return yaml.dump(dict(config), Dumper=_PlainDumper, sort_keys=False, default_flow_style=False, width=120)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """``SafeDumper`` that writes a mapping used twice (the ``Iam`` block) twice instead of as
+    an anchor and an alias: the text reads the same as the data, key by key."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def cloudformation_template(plan: ClusterPlan, image: str) -> dict[str, Any]:
@@ -376,9 +443,7 @@ def cloudformation_template(plan: ClusterPlan, image: str) -> dict[str, Any]:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"SGLang stack {plan.stack}: AWS ParallelCluster {PCLUSTER_VERSION} cluster "
         f"{cluster_name(plan.stack)} (Slurm)",
-        "Parameters": {
-            k: {"Type": types.get(k, "String"), "Description": d} for k, d in params.items()
-        },
+        "Parameters": {k: {"Type": types.get(k, "String"), "Description": d} for k, d in params.items()},
         "Resources": {
             CLUSTER_LOGICAL_ID: {
                 "Type": "Custom::PclusterCluster",
@@ -494,3 +559,39 @@ def job_script(spec: StackSpec, plan: ClusterPlan) -> str:
         return PLACEHOLDER_JOB_SCRIPT
     text: str = slurm_job.render_job_script(spec, plan)
     return text
+
+
+def check_slurm(plan: ClusterPlan) -> None:
+    """Offline rules of a ``backend: slurm`` plan (the spec-only ones are in
+    :func:`infra.spec.backend.check`).
+
+    Raises:
+        SpecError: ``hf_token`` / ``router_api_key`` when the stack sets them: on the EC2
+            backend only the stack's own node roles may decrypt them (a KMS key policy naming
+            those roles); ParallelCluster creates the head and compute roles itself, so this
+            backend cannot read the secrets yet. Refused rather than deployed unreadable.
+    """
+    from infra.spec import SpecError, qualified
+
+    for key in sorted(plan.secret_params):
+        raise SpecError(
+            qualified(key),
+            "is not supported with backend: slurm yet (the secrets key policy names the EC2 "
+            "backend's node roles; ParallelCluster creates its own): remove the secret, or use "
+            "backend: ec2",
+        )
+
+
+def hourly_cost_usd(plan: ClusterPlan) -> float | None:
+    """USD/hour of every node of a SLURM stack: the GPU nodes at their capacity rate, the head
+    node, and the router's node with ``slurm_router: own_node`` (catalog prices with their
+    date, ``plan.estimates.price_source``); ``None`` when a price is unknown."""
+    from infra.planning.catalog import lookup
+
+    gpu = plan.capacity.gpu_node_hourly_usd
+    extra = [lookup(plan.spec.slurm_head_instance_type).hourly_usd]
+    if plan.spec.slurm_router == "own_node":
+        extra.append(plan.spec.router_type.hourly_usd)
+    if gpu is None or any(p is None for p in extra):
+        return None
+    return round(len(plan.layout.nodes) * gpu + sum(p for p in extra if p is not None), 2)
