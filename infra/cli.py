@@ -95,11 +95,17 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 def _plan_document(run: Any) -> dict[str, Any]:
     from infra.planning.cluster import router_boot, server_node_boot
-    from infra.planning.image import image_summary
-    from infra.planning.reachability import reachability_warnings
     from infra.planning.userdata import unpack_b64
 
     plan = run.plan
+    if plan.spec.backend == "slurm":
+        from infra.slurm_plan import slurm_document, slurm_nodes_document
+
+        # SLURM: no instances of ours; the planned Slurm nodes and the ParallelCluster artifacts.
+        doc = _common_document(run, slurm_nodes_document(run))
+        doc["estimates"]["hourly_cost_usd"] = run.outputs["hourly_cost_usd"]
+        doc["slurm"] = slurm_document(run)
+        return doc
     heads = {n.group: run.ips[n.name] for n in plan.head_nodes()}
     # EC2 receives gzipped user data; the plan shows what cloud-init reads after gunzip and
     # counts the bytes EC2 counts.
@@ -138,10 +144,19 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "user_data_encoding": "gzip",
         }
     )
+    return _common_document(run, nodes)
+
+
+def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The plan JSON fields both backends share, around their ``nodes``."""
+    from infra.planning.image import image_summary
+    from infra.planning.reachability import reachability_warnings
+
+    plan = run.plan
     mem = plan.layout.memory
     return {
         "stack": run.stack,
-        "backend": "ec2",
+        "backend": plan.spec.backend,
         "region": run.config.get("aws:region"),
         "model": plan.spec.model,
         "layout": {
