@@ -118,6 +118,8 @@ class RecordedResource:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     preview_inputs: dict[str, Any] = field(default_factory=dict)
     secret_values: list[str] = field(default_factory=list)
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
+    """``create``/``update``/``delete`` custom timeouts the program set (``"150m"``), if any."""
 
 
 class _RecordingMonitor(MockMonitor):
@@ -150,6 +152,11 @@ class _RecordingMonitor(MockMonitor):
                 },
                 preview_inputs=shown,
                 secret_values=secret_values,
+                custom_timeouts={
+                    k: v
+                    for k in ("create", "update", "delete")
+                    if (v := getattr(request.customTimeouts, k, ""))
+                },
             )
         return resp
 
