@@ -68,6 +68,10 @@ ROUTER_QUEUE = "router"
 CLUSTER_LOGICAL_ID = "PclusterCluster"
 """Logical id of the ``Custom::PclusterCluster`` resource in the cluster stack."""
 
+SSH_CLOSED_CIDR = "127.0.0.1/32"
+"""``HeadNode.Ssh.AllowedIps``: loopback only, so the SSH rule ParallelCluster writes into the
+head node's security group admits no one."""
+
 HEAD_ROOT_VOLUME_GIB = 100
 """Head node root volume: Slurm, the router's virtual environment and logs (no image, no weights)."""
 
@@ -259,7 +263,8 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
 
     - ``HeadNode``: ``slurm_head_instance_type`` in ``res.head_subnet_id`` with the stack's
       EFA group (FSx and the GPU nodes) and router group (client CIDRs), an Elastic IP when
-      ``router_public_ip``, no SSH key (Session Manager), IMDS secured; its
+      ``router_public_ip``, no SSH key and SSH allowed from loopback only (Session Manager),
+      IMDS secured; its
       ``OnNodeConfigured`` action prepares the container runtime and submits the serving job.
     - One Slurm queue (:data:`QUEUE`) with one compute resource of ``instance_type`` and
       ``Efa.Enabled``; ``MinCount == MaxCount ==`` the layout's node count (static nodes: the
@@ -307,6 +312,9 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
     head: dict[str, Any] = {
         "InstanceType": spec.slurm_head_instance_type,
         "Networking": {"SubnetId": res.head_subnet_id, "AdditionalSecurityGroups": head_sgs},
+        # No key and no port 22: ParallelCluster's head-node group otherwise opens SSH to
+        # AllowedIps, default 0.0.0.0/0 (HeadNode/Ssh/AllowedIps). Operators use Session Manager.
+        "Ssh": {"AllowedIps": SSH_CLOSED_CIDR},
         "LocalStorage": {"RootVolume": {"Size": HEAD_ROOT_VOLUME_GIB, "Encrypted": True}},
         "Iam": iam,
         "Imds": {"Secured": True},

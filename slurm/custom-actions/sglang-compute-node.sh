@@ -1,7 +1,7 @@
 #!/bin/bash
 # ParallelCluster custom action of the GPU nodes (SGLang SLURM backend): OnNodeStart prepares
 # the container runtime's directories (every boot: /run is a tmpfs), OnNodeConfigured installs
-# what the runtime needs and pulls the serving image once, so the job does not.
+# what the runtime needs and pulls the serving image once, so the job does not wait for it.
 # Static file: everything comes in as arguments (SlurmQueues[].CustomActions.*.Args, rendered
 # by infra/planning/slurm.py), nothing is templated.
 #
@@ -9,7 +9,7 @@
 #   PHASE   start | configured
 #   RUNTIME pyxis | docker
 #   IMAGE   the EFA-complete serving image (an ECR reference is logged in to with the node role)
-# Idempotent.
+# Idempotent. Every absolute path hangs off SGLANG_ROOT (empty on nodes).
 set -euo pipefail
 
 if [ "$#" -ne 4 ]; then
@@ -20,12 +20,13 @@ phase=$1
 region=$2
 runtime=$3
 image=$4
-examples=${PCLUSTER_EXAMPLES:-/opt/parallelcluster/examples}
+root=${SGLANG_ROOT:-}
+examples="${root}/opt/parallelcluster/examples"
 
 log() { echo "sglang-compute-node: $*"; }
 
 retry() {
-  local n=1 delay=5
+  local n=1 delay=${SGLANG_RETRY_DELAY:-5}
   until "$@"; do
     if [ "$n" -ge 5 ]; then
       log "giving up after $n attempts: $*"
@@ -47,35 +48,46 @@ case "$phase:$runtime" in
   start:pyxis)
     # Enroot and Pyxis directories of ParallelCluster's sample configuration (user guide,
     # "Running containerized jobs with Pyxis").
-    install -d -m 1777 /var/enroot /run/enroot /run/pyxis
-    install -d -m 0755 /etc/enroot
+    install -d -m 1777 "${root}/var/enroot" "${root}/run/enroot" "${root}/run/pyxis"
+    install -d -m 0755 "${root}/etc/enroot"
     if [ -f "${examples}/enroot/enroot.conf" ]; then
-      cp "${examples}/enroot/enroot.conf" /etc/enroot/enroot.conf
-      chmod 0644 /etc/enroot/enroot.conf
+      cp "${examples}/enroot/enroot.conf" "${root}/etc/enroot/enroot.conf"
+      chmod 0644 "${root}/etc/enroot/enroot.conf"
     fi
+    log "enroot and pyxis directories ready"
     ;;
   start:docker) ;;
   configured:pyxis)
     if [ -n "$registry" ]; then
-      # Enroot reads registry credentials from $ENROOT_CONFIG_PATH/.credentials (netrc form);
-      # the ECR password lasts 12 hours, the job refreshes it before each start.
-      install -d -m 0700 /root/.config/enroot
+      # Enroot reads registry credentials from $ENROOT_CONFIG_PATH/.credentials (netrc form,
+      # default ~/.config/enroot) of the user running the job: the cluster's default user. The
+      # ECR password lasts 12 hours: the job refreshes it before a restart.
+      # shellcheck disable=SC1091  # written by ParallelCluster on every node
+      . "${root}/etc/parallelcluster/cfnconfig"
+      user=${cfn_cluster_user:?cfn_cluster_user missing from /etc/parallelcluster/cfnconfig}
+      dir="${root}/home/${user}/.config/enroot"
       password=$(retry aws ecr get-login-password --region "$region")
+      install -d -m 0700 "$dir"
+      chown "$user" "$dir"
       umask 077
-      printf 'machine %s login AWS password %s\n' "$registry" "$password" >/root/.config/enroot/.credentials
+      printf 'machine %s login AWS password %s\n' "$registry" "$password" >"${dir}/.credentials.new"
+      chown "$user" "${dir}/.credentials.new"
+      mv -f "${dir}/.credentials.new" "${dir}/.credentials"
+      log "enroot credentials for ${registry} written for ${user}"
     fi
     ;;
   configured:docker)
     if ! command -v docker >/dev/null 2>&1; then
       retry apt-get -qq update
-      DEBIAN_FRONTEND=noninteractive retry apt-get -qq install -y docker.io
+      retry env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y docker.io
     fi
-    if command -v nvidia-ctk >/dev/null 2>&1 && ! grep -qs nvidia /etc/docker/daemon.json; then
+    if command -v nvidia-ctk >/dev/null 2>&1 && ! grep -qs nvidia "${root}/etc/docker/daemon.json"; then
       nvidia-ctk runtime configure --runtime=docker
       systemctl restart docker
     fi
     if [ -n "$registry" ]; then
-      aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin "$registry"
+      password=$(retry aws ecr get-login-password --region "$region")
+      printf '%s' "$password" | docker login --username AWS --password-stdin "$registry"
     fi
     retry docker pull --quiet "$image"
     log "pulled ${image}"

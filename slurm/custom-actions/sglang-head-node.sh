@@ -4,10 +4,13 @@
 # rendered from the stack spec by infra/planning/slurm.py), nothing is templated.
 #
 # Usage: sglang-head-node.sh REGION RUNTIME JOB_SCRIPT_S3_URI JOB_NAME
-#   RUNTIME          pyxis | docker: pyxis enables the Pyxis SPANK plugin cluster-wide
+#   RUNTIME           pyxis | docker: pyxis enables the Pyxis SPANK plugin cluster-wide
 #   JOB_SCRIPT_S3_URI the serving job script the stack uploaded (s3://bucket/job/...)
-#   JOB_NAME         Slurm job name; the job is submitted once (not again while one is queued)
+#   JOB_NAME          Slurm job name; the job is submitted once, as the cluster's default user,
+#                     and not again while a job of that name is pending or running
 # Idempotent: a second run changes nothing and submits no second job.
+# Every absolute path hangs off SGLANG_ROOT (empty on nodes; a scratch directory in the
+# rehearsal, tests/conformance/test_slurm_actions.py).
 set -euo pipefail
 
 if [ "$#" -ne 4 ]; then
@@ -18,16 +21,17 @@ region=$1
 runtime=$2
 job_uri=$3
 job_name=$4
-slurm_bin=${SLURM_BIN:-/opt/slurm/bin}
-slurm_etc=${SLURM_ETC:-/opt/slurm/etc}
-examples=${PCLUSTER_EXAMPLES:-/opt/parallelcluster/examples}
-state=${SGLANG_DIR:-/opt/sglang}
+root=${SGLANG_ROOT:-}
+slurm_bin="${root}/opt/slurm/bin"
+slurm_etc="${root}/opt/slurm/etc"
+examples="${root}/opt/parallelcluster/examples"
+state="${root}/opt/sglang"
 
 log() { echo "sglang-head-node: $*"; }
 
 retry() {
   # retry CMD...: up to 5 attempts, 5/10/20/40 s apart (S3 throttling, IAM propagation).
-  local n=1 delay=5
+  local n=1 delay=${SGLANG_RETRY_DELAY:-5}
   until "$@"; do
     if [ "$n" -ge 5 ]; then
       log "giving up after $n attempts: $*"
@@ -40,13 +44,20 @@ retry() {
   done
 }
 
+# The cluster's default user (ubuntu on ubuntu2204) runs the job: Pyxis/Enroot containers are
+# unprivileged, and a root job could reach everything on every node.
+# shellcheck disable=SC1091  # written by ParallelCluster on every node
+. "${root}/etc/parallelcluster/cfnconfig"
+user=${cfn_cluster_user:?cfn_cluster_user missing from /etc/parallelcluster/cfnconfig}
+
 # 1. Pyxis (ParallelCluster >= 3.11.1 ships it disabled; its sample SPANK config is under
 #    /opt/parallelcluster/examples: user guide, "Running containerized jobs with Pyxis").
 if [ "$runtime" = pyxis ] && [ ! -f "${slurm_etc}/plugstack.conf.d/pyxis.conf" ]; then
-  install -d -m 1777 /var/enroot /run/enroot /run/pyxis
+  install -d -m 1777 "${root}/var/enroot" "${root}/run/enroot" "${root}/run/pyxis"
   install -d -m 0755 "${slurm_etc}/plugstack.conf.d"
   cp "${examples}/spank/plugstack.conf" "${slurm_etc}/plugstack.conf"
-  cp "${examples}/pyxis/pyxis.conf" "${slurm_etc}/plugstack.conf.d/pyxis.conf"
+  cp "${examples}/pyxis/pyxis.conf" "${slurm_etc}/plugstack.conf.d/pyxis.conf.new"
+  mv -f "${slurm_etc}/plugstack.conf.d/pyxis.conf.new" "${slurm_etc}/plugstack.conf.d/pyxis.conf"
   "${slurm_bin}/scontrol" reconfigure
   log "Pyxis enabled"
 fi
@@ -62,6 +73,7 @@ queued=$("${slurm_bin}/squeue" --noheader --name "$job_name" --format %i)
 if [ -n "$queued" ]; then
   log "job ${job_name} already queued (${queued//$'\n'/ }); not submitting again"
 else
-  job_id=$("${slurm_bin}/sbatch" --parsable --job-name "$job_name" "${state}/sglang-serve.sbatch")
-  log "submitted job ${job_name}: ${job_id}"
+  job_id=$(runuser -u "$user" -- "${slurm_bin}/sbatch" --parsable --job-name "$job_name" \
+    --chdir "${root}/home/${user}" "${state}/sglang-serve.sbatch")
+  log "submitted job ${job_name} as ${user}: ${job_id}"
 fi

@@ -6,7 +6,7 @@
 #
 # Usage: sglang-router-node.sh ROUTER_VERSION python3 -m sglang_router.launch_router ARGS...
 #   The job adds its rank-0 URLs when it is up (the slurm-job part: POST /workers).
-# Idempotent: a running router is left alone.
+# Idempotent: a running router is left alone. Paths hang off SGLANG_ROOT (empty on nodes).
 set -euo pipefail
 
 if [ "$#" -lt 4 ] || [ "$2" != python3 ]; then
@@ -15,12 +15,12 @@ if [ "$#" -lt 4 ] || [ "$2" != python3 ]; then
 fi
 version=$1
 shift 2
-state=${SGLANG_DIR:-/opt/sglang}
+state="${SGLANG_ROOT:-}/opt/sglang"
 
 log() { echo "sglang-router-node: $*"; }
 
 retry() {
-  local n=1 delay=5
+  local n=1 delay=${SGLANG_RETRY_DELAY:-5}
   until "$@"; do
     if [ "$n" -ge 5 ]; then
       log "giving up after $n attempts: $*"

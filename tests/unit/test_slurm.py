@@ -206,3 +206,9 @@ def test_the_schema_venv_pins_the_same_parallelcluster_release() -> None:
 
     pins = (ROOT / "tools" / "requirements-pcluster.txt").read_text(encoding="utf-8").splitlines()
     assert f"aws-parallelcluster=={slurm.PCLUSTER_VERSION}" in pins
+
+
+def test_head_node_ssh_is_closed() -> None:
+    head = config_of()["HeadNode"]
+    assert head["Ssh"] == {"AllowedIps": "127.0.0.1/32"}
+    assert "KeyName" not in head["Ssh"]
