@@ -136,7 +136,10 @@ class SlurmCluster(pulumi.ComponentResource):
             name=slurm.provider_stack_name(plan.stack),
             template_url=slurm.provider_template_url(plan.region),
             capabilities=list(slurm.PROVIDER_CAPABILITIES),
-            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=PROVIDER_TIMEOUTS),
+            # Named stacks: a replacement must delete the old one first (names are unique).
+            opts=pulumi.ResourceOptions(
+                parent=self, custom_timeouts=PROVIDER_TIMEOUTS, delete_before_replace=True
+            ),
         )
         service_token = provider.outputs.apply(lambda o: str((o or {}).get("ServiceToken", "")))
         res = slurm.SlurmResources(
@@ -160,6 +163,7 @@ class SlurmCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 custom_timeouts=CLUSTER_TIMEOUTS,
+                delete_before_replace=True,
                 # Boot needs the routes and every security-group rule (EFA self rules, FSx
                 # ports), the S3 association, the scripts and the policy it attaches.
                 depends_on=[

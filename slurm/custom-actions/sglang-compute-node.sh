@@ -23,7 +23,7 @@ image=$4
 root=${SGLANG_ROOT:-}
 examples="${root}/opt/parallelcluster/examples"
 
-log() { echo "sglang-compute-node: $*"; }
+log() { echo "sglang-compute-node: $*" >&2; }
 
 retry() {
   local n=1 delay=${SGLANG_RETRY_DELAY:-5}

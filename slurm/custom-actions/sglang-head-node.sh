@@ -27,7 +27,7 @@ slurm_etc="${root}/opt/slurm/etc"
 examples="${root}/opt/parallelcluster/examples"
 state="${root}/opt/sglang"
 
-log() { echo "sglang-head-node: $*"; }
+log() { echo "sglang-head-node: $*" >&2; }
 
 retry() {
   # retry CMD...: up to 5 attempts, 5/10/20/40 s apart (S3 throttling, IAM propagation).

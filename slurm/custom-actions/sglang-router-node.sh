@@ -17,7 +17,7 @@ version=$1
 shift 2
 state="${SGLANG_ROOT:-}/opt/sglang"
 
-log() { echo "sglang-router-node: $*"; }
+log() { echo "sglang-router-node: $*" >&2; }
 
 retry() {
   local n=1 delay=${SGLANG_RETRY_DELAY:-5}
