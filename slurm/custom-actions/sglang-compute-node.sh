@@ -69,10 +69,13 @@ case "$phase:$runtime" in
       password=$(retry aws ecr get-login-password --region "$region")
       install -d -m 0700 "$dir"
       chown "$user" "$dir"
+      # /home is shared by every node (ParallelCluster exports it from the head node): each node
+      # writes its own temporary file and renames it, so concurrent writers never interleave.
+      tmp="${dir}/.credentials.$(hostname).$$"
       umask 077
-      printf 'machine %s login AWS password %s\n' "$registry" "$password" >"${dir}/.credentials.new"
-      chown "$user" "${dir}/.credentials.new"
-      mv -f "${dir}/.credentials.new" "${dir}/.credentials"
+      printf 'machine %s login AWS password %s\n' "$registry" "$password" >"$tmp"
+      chown "$user" "$tmp"
+      mv -f "$tmp" "${dir}/.credentials"
       log "enroot credentials for ${registry} written for ${user}"
     fi
     ;;
@@ -81,6 +84,10 @@ case "$phase:$runtime" in
       retry apt-get -qq update
       retry env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y docker.io
     fi
+    # The job runs as the cluster's default user: it needs the docker group.
+    # shellcheck disable=SC1091  # written by ParallelCluster on every node
+    . "${root}/etc/parallelcluster/cfnconfig"
+    usermod -aG docker "${cfn_cluster_user:?cfn_cluster_user missing from /etc/parallelcluster/cfnconfig}"
     if command -v nvidia-ctk >/dev/null 2>&1 && ! grep -qs nvidia "${root}/etc/docker/daemon.json"; then
       nvidia-ctk runtime configure --runtime=docker
       systemctl restart docker

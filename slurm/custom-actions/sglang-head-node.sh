@@ -62,13 +62,20 @@ if [ "$runtime" = pyxis ] && [ ! -f "${slurm_etc}/plugstack.conf.d/pyxis.conf" ]
   log "Pyxis enabled"
 fi
 
-# 2. The job script: downloaded beside the old one, then moved into place (never half-written).
+# 2. The model store's weights directory, writable by the job's user (the head node mounts /fsx
+#    like every node; the job downloads weights there once when the stack has no S3 source).
+if [ -d "${root}/fsx" ]; then
+  install -d -m 0755 "${root}/fsx/models"
+  chown "$user" "${root}/fsx/models"
+fi
+
+# 3. The job script: downloaded beside the old one, then moved into place (never half-written).
 install -d -m 0755 "$state"
 retry aws s3 cp --only-show-errors --region "$region" "$job_uri" "${state}/sglang-serve.sbatch.new"
 chmod 0755 "${state}/sglang-serve.sbatch.new"
 mv -f "${state}/sglang-serve.sbatch.new" "${state}/sglang-serve.sbatch"
 
-# 3. Submit the serving job once: not while a job of that name is pending or running.
+# 4. Submit the serving job once: not while a job of that name is pending or running.
 queued=$("${slurm_bin}/squeue" --noheader --name "$job_name" --format %i)
 if [ -n "$queued" ]; then
   log "job ${job_name} already queued (${queued//$'\n'/ }); not submitting again"

@@ -59,6 +59,8 @@ shift 3
 exec "$@"
 """,
     "chown": "",
+    "usermod": "",
+    "hostname": "echo gpu-st-p5-48xlarge-1",
     "systemctl": "",
     "nvidia-ctk": "",
     "apt-get": "",
@@ -113,6 +115,7 @@ class Node:
         cfn.parent.mkdir(parents=True)
         cfn.write_text("cfn_node_type=HeadNode\ncfn_cluster_user=ubuntu\n", encoding="utf-8")
         (self.root / "home" / "ubuntu").mkdir(parents=True)
+        (self.root / "fsx").mkdir()
         (self.s3 / "job").mkdir()
         (self.s3 / "job" / "sglang-serve.sbatch").write_text("#!/bin/bash\necho serving\n", encoding="utf-8")
         self.env = {
@@ -157,6 +160,8 @@ def test_head_node_enables_pyxis_and_submits_the_job_once(tmp_path: Path) -> Non
     (sbatch,) = node.calls("sbatch ")
     assert "--job-name sglang-slurm-tp16" in sbatch and sbatch.endswith(str(job))
     assert (node.state / "runuser.user").read_text().strip() == "ubuntu"
+    assert (node.root / "fsx" / "models").is_dir()
+    assert f"chown ubuntu {node.root}/fsx/models" in node.calls("chown ")
     second = node.run("sglang-head-node.sh", *HEAD_ARGS)
     assert second.returncode == 0, second.stderr
     assert "already queued (101)" in second.stderr
@@ -205,6 +210,7 @@ def test_compute_configured_writes_enroot_credentials_for_ecr(tmp_path: Path) ->
     )
     assert stat.S_IMODE(cred.stat().st_mode) == 0o600
     assert any(c.startswith("chown ubuntu ") for c in node.calls("chown "))
+    assert sorted(p.name for p in cred.parent.iterdir()) == [".credentials"]  # no temporary left
     # The token never reaches the action's log (ParallelCluster ships it to CloudWatch).
     assert "ecr-token-123" not in proc.stdout + proc.stderr
 
@@ -230,6 +236,7 @@ def test_compute_configured_docker_logs_in_and_pulls_with_retries(tmp_path: Path
     ]
     assert len(node.calls("docker pull")) == 3
     assert node.calls("nvidia-ctk ") == ["nvidia-ctk runtime configure --runtime=docker"]
+    assert node.calls("usermod ") == ["usermod -aG docker ubuntu"]
     assert "ecr-token-123" not in proc.stdout + proc.stderr
 
 
