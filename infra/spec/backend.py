@@ -65,10 +65,12 @@ def check(spec: StackSpec) -> None:
             - a ``slurm_*`` key set away from its default with ``backend: ec2`` (it would be
               silently ignored);
             - with ``backend: slurm``: ``placement_group_name`` together with
-              ``capacity_reservation_id``. ParallelCluster then checks at create time that the
-              reservation was made in that very group (``PlacementGroupCapacityReservationValidator``),
-              which the spec cannot see offline; a SLURM stack takes either a placement group or
-              a reservation/Capacity Block (the block places its nodes itself);
+              ``capacity_reservation_id``. ParallelCluster 3.16 checks the pair only at create
+              time against the live reservation (``PlacementGroupCapacityReservationValidator``:
+              an error when the reservation belongs to another group, a warning about
+              insufficient capacity when it belongs to none), which the spec cannot see
+              offline, and refuses a placement group with a Capacity Block; a SLURM stack takes
+              either a placement group or the reservation / Capacity Block;
             - with ``backend: slurm``: ``ami_id`` (ParallelCluster needs its own AMI, built for the
               pinned release: ``Image.CustomAmi`` is not offered here).
     """
