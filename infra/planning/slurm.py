@@ -32,7 +32,6 @@ import yaml
 
 from infra.planning import argv as argvs
 from infra.planning import flags
-from infra.planning.layout import NodePlan
 from infra.planning.storage import FSX_MOUNT
 
 if TYPE_CHECKING:
@@ -186,11 +185,6 @@ def slurm_node_names(plan: ClusterPlan) -> dict[str, str]:
     """
     cr = compute_resource_name(plan.spec.instance_type)
     return {n.name: f"{QUEUE}-st-{cr}-{i + 1}" for i, n in enumerate(plan.layout.nodes)}
-
-
-def action_uri(bucket: str, name: str) -> str:
-    """``s3://<bucket>/custom-actions/<name>``."""
-    return f"s3://{bucket}/{ACTIONS_PREFIX}/{name}"
 
 
 def _uri(res: SlurmResources, key: str) -> Any:
@@ -461,28 +455,12 @@ def cloudformation_template(plan: ClusterPlan, image: str) -> dict[str, Any]:
                     "ServiceToken": {"Ref": "ServiceToken"},
                     "ClusterName": cluster_name(plan.stack),
                     "DeletionPolicy": "Delete",
-                    "ClusterConfiguration": cluster_config(
-                        plan,
-                        TEMPLATE_REFS if plan.uses_model_store else _without_fs(TEMPLATE_REFS),
-                        image,
-                    ),
+                    "ClusterConfiguration": cluster_config(plan, TEMPLATE_REFS, image),
                 },
             }
         },
         "Outputs": outputs,
     }
-
-
-def _without_fs(res: SlurmResources) -> SlurmResources:
-    return SlurmResources(
-        res.head_subnet_id,
-        res.compute_subnet_id,
-        res.node_sg_id,
-        res.router_sg_id,
-        res.node_policy_arn,
-        res.actions_bucket,
-        "",
-    )
 
 
 def template_parameters(plan: ClusterPlan, res: SlurmResources, service_token: str) -> dict[str, str]:
@@ -537,11 +515,6 @@ def slurm_nodes(plan: ClusterPlan) -> list[SlurmNode]:
             )
         )
     return out
-
-
-def head_node_of(plan: ClusterPlan) -> NodePlan:
-    """Rank 0 of group 0: the node whose server answers the router first."""
-    return plan.head_nodes()[0]
 
 
 PLACEHOLDER_JOB_SCRIPT = (
