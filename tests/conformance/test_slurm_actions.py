@@ -61,7 +61,9 @@ exec "$@"
     "chown": "",
     "usermod": "",
     "hostname": "echo gpu-st-p5-48xlarge-1",
-    "systemctl": "",
+    "systemctl": r"""
+if [ "$1" = is-active ] && [ -n "${FAKE_INACTIVE:-}" ]; then exit 3; fi
+""",
     "nvidia-ctk": "",
     "apt-get": "",
     "docker": r"""
@@ -252,3 +254,92 @@ def test_bad_arguments_are_refused(tmp_path: Path, args: tuple[str, ...]) -> Non
     node = Node(tmp_path)
     proc = node.run(*args)
     assert proc.returncode == 64, proc.stderr
+
+
+def _router_node(tmp_path: Path) -> Node:
+    """A scratch node whose ``python3 -m venv`` makes a venv with a stand-in interpreter: the
+    router package itself is not installed (it comes from PyPI on a real node)."""
+    node = Node(tmp_path)
+    bin_dir = Path(node.env["PATH"].split(":", 1)[0])
+    fake_python = (
+        COMMON
+        + r"""
+if [ "$1 $2" = "-m venv" ]; then
+  mkdir -p "$3/bin"
+  cp "$0" "$3/bin/python3"
+  exit 0
+fi
+if [ "$1 $2 $3" = "-m pip show" ]; then
+  [ -f "${FAKE_STATE}/installed" ]; exit
+fi
+if [ "$1 $2 $3" = "-m pip install" ]; then
+  fail_first pip "${FAKE_PIP_FAILS:-0}" 1 "ERROR: Could not find a version that satisfies the requirement (read timed out)"
+  touch "${FAKE_STATE}/installed"; exit 0
+fi
+printf '%s\n' "$@" > "${FAKE_STATE}/router.argv.seen"
+exec sleep 300
+"""
+    )
+    (bin_dir / "python3").write_text(fake_python, encoding="utf-8")
+    (bin_dir / "python3").chmod(0o755)
+    return node
+
+
+def test_router_node_installs_once_and_restarts_only_on_a_new_argv(tmp_path: Path) -> None:
+    from infra.planning import slurm
+    from infra.planning.flags import ROUTER_VERSION
+    from tests.conformance.conftest import plan_json
+
+    argv = plan_json("slurm-tp16")["nodes"][0]["processes"][0]["argv"]
+    assert argv[:3] == ["python3", "-m", "sglang_router.launch_router"]
+    node = _router_node(tmp_path)
+    first = node.run(slurm.ROUTER_ACTION, ROUTER_VERSION, *argv, FAKE_PIP_FAILS="1")
+    assert first.returncode == 0, first.stderr
+    state = node.root / "opt" / "sglang"
+    assert (state / "router.argv").read_text().splitlines() == argv[1:]
+    assert (
+        node.calls("python3 -m pip install")
+        == [f"python3 -m pip install --quiet sglang-router=={ROUTER_VERSION}"] * 2
+    )
+    assert node.calls("systemctl restart") == ["systemctl restart sglang-router"]
+    again = node.run(slurm.ROUTER_ACTION, ROUTER_VERSION, *argv)
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stderr
+    assert len(node.calls("python3 -m pip install")) == 2  # already installed
+    assert len(node.calls("systemctl restart")) == 1
+    stopped = node.run(slurm.ROUTER_ACTION, ROUTER_VERSION, *argv, FAKE_INACTIVE="1")
+    assert stopped.returncode == 0 and "(re)started" in stopped.stderr
+    changed = node.run(slurm.ROUTER_ACTION, ROUTER_VERSION, *argv, "--log-level", "debug")
+    assert changed.returncode == 0 and "(re)started" in changed.stderr
+    assert len(node.calls("systemctl restart")) == 3
+    assert (state / "router.argv").read_text().splitlines()[-2:] == ["--log-level", "debug"]
+
+
+def test_router_unit_runs_the_argv_exactly_under_real_systemd(tmp_path: Path) -> None:
+    """The unit the action writes, started by a real systemd (user manager in a private mount
+    namespace with the scratch /opt bound over /opt): the interpreter receives the planned argv
+    one element per argument, ``$$`` unescaped by systemd, nothing split or lost."""
+    from infra.planning import slurm
+    from infra.planning.flags import ROUTER_VERSION
+    from tests.conformance.conftest import plan_json
+    from tests.conformance.usersystemd import user_manager
+
+    argv = plan_json("slurm-tp16")["nodes"][0]["processes"][0]["argv"]
+    node = _router_node(tmp_path / "node")
+    proc = node.run(slurm.ROUTER_ACTION, ROUTER_VERSION, *argv)
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "mgr").mkdir()
+    mgr = user_manager(tmp_path / "mgr")
+    unit = (node.root / "etc" / "systemd" / "system" / "sglang-router.service").read_text()
+    (mgr.units / "sglang-router.service").write_text(unit.replace("multi-user.target", "default.target"))
+    seen = node.state / "router.argv.seen"
+    driver = f"""
+mount --bind "{node.root}/opt" /opt
+sc start sglang-router.service
+for _ in $(seq 100); do [ -s "{seen}" ] && break; sleep 0.1; done
+sc show -p ActiveState sglang-router.service
+sc stop sglang-router.service
+"""
+    out = mgr.run(driver, timeout=120, FAKE_STATE=str(node.state))
+    assert "ActiveState=active" in out.stdout, out.stdout + out.stderr
+    assert seen.read_text().splitlines() == argv[1:]
