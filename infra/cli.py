@@ -290,6 +290,13 @@ def render_table(doc: dict[str, Any]) -> str:
         "odcr": "in an On-Demand Capacity Reservation (on-demand rate)",
         "capacity-block": "in a Capacity Block (its effective rate; router on demand)",
     }[cap["kind"]]
+    if "slurm" in doc:
+        sl = doc["slurm"]
+        lines.append(
+            f"ParallelCluster {sl['parallelcluster_version']} cluster {sl['cluster_name']}: Slurm job "
+            f"{sl['job_name']}; --format json shows slurm.cluster_config, slurm.job_script and "
+            "slurm.cloudformation_template"
+        )
     lines.append(f"Estimate: {est['gpus']} GPUs, {cost} {how} ({est['price_source']})")
     lines.append(f"Capacity: {cap['billing']}")
     lines += [f"WARNING: {w}" for w in doc.get("warnings", [])]

@@ -196,8 +196,12 @@ def test_outputs(stack: str) -> None:
 
 
 def test_slurm_tp16_layout() -> None:
+    from infra.cli import render_table
+
     doc = plan_document(run("slurm-tp16"))
     assert doc["backend"] == "slurm"
+    table = render_table(doc)
+    assert "(slurm, us-east-1)" in table and f"ParallelCluster {slurm.PCLUSTER_VERSION}" in table
     servers = [n for n in doc["nodes"] if n["role"] == "server"]
     assert [n["instance_type"] for n in servers] == ["p5.48xlarge"] * 2
     assert [n["private_ip"] for n in servers] == ["slurm:gpu-st-p5-48xlarge-1", "slurm:gpu-st-p5-48xlarge-2"]
