@@ -42,6 +42,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "router-own-node": {"slurm_router": "own_node"},
     "docker-private": {"slurm_container_runtime": "docker", "router_public_ip": False},
     "no-store": {"model_store": False},
+    "no-efa": {"instance_type": "g6e.xlarge", "model": "Qwen/Qwen3-0.6B", "tp_size": 1, "node_count": 1},
     "byo-network": {
         "vpc_id": "vpc-0123456789abcdef0",
         "subnet_id": "subnet-0123456789abcdef0",
@@ -53,7 +54,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 @cache
 def variant_doc(name: str) -> dict[str, Any]:
-    config = engine_config(backend="slurm", node_count=2, **VARIANTS[name])
+    config = engine_config(**{"backend": "slurm", "node_count": 2, **VARIANTS[name]})
     return plan_document(run_program(f"slurm-{name}", config))
 
 
