@@ -95,12 +95,17 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 def _plan_document(run: Any) -> dict[str, Any]:
     from infra.planning.cluster import router_boot, server_node_boot
-    from infra.planning.endpoint import endpoint_document, endpoint_warnings, load_balancer_subnets
-    from infra.planning.image import image_summary
-    from infra.planning.reachability import reachability_warnings
     from infra.planning.userdata import unpack_b64
 
     plan = run.plan
+    if plan.spec.backend == "slurm":
+        from infra.slurm_plan import slurm_document, slurm_nodes_document
+
+        # SLURM: no instances of ours; the planned Slurm nodes and the ParallelCluster artifacts.
+        doc = _common_document(run, slurm_nodes_document(run))
+        doc["estimates"]["hourly_cost_usd"] = run.outputs["hourly_cost_usd"]
+        doc["slurm"] = slurm_document(run)
+        return doc
     heads = {n.group: run.ips[n.name] for n in plan.head_nodes()}
     # EC2 receives gzipped user data; the plan shows what cloud-init reads after gunzip and
     # counts the bytes EC2 counts.
@@ -139,10 +144,20 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "user_data_encoding": "gzip",
         }
     )
+    return _common_document(run, nodes)
+
+
+def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The plan JSON fields both backends share, around their ``nodes``."""
+    from infra.planning.endpoint import endpoint_document, endpoint_warnings, load_balancer_subnets
+    from infra.planning.image import image_summary
+    from infra.planning.reachability import reachability_warnings
+
+    plan = run.plan
     mem = plan.layout.memory
     return {
         "stack": run.stack,
-        "backend": "ec2",
+        "backend": plan.spec.backend,
         "region": run.config.get("aws:region"),
         "model": plan.spec.model,
         "layout": {
@@ -297,6 +312,13 @@ def render_table(doc: dict[str, Any]) -> str:
         "odcr": "in an On-Demand Capacity Reservation (on-demand rate)",
         "capacity-block": "in a Capacity Block (its effective rate; router on demand)",
     }[cap["kind"]]
+    if "slurm" in doc:
+        sl = doc["slurm"]
+        lines.append(
+            f"ParallelCluster {sl['parallelcluster_version']} cluster {sl['cluster_name']}: Slurm job "
+            f"{sl['job_name']}; --format json shows slurm.cluster_config, slurm.job_script and "
+            "slurm.cloudformation_template"
+        )
     lines.append(f"Estimate: {est['gpus']} GPUs, {cost} {how} ({est['price_source']})")
     lines.append(f"Capacity: {cap['billing']}")
     lines += [f"WARNING: {w}" for w in doc.get("warnings", [])]

@@ -118,6 +118,8 @@ class RecordedResource:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     preview_inputs: dict[str, Any] = field(default_factory=dict)
     secret_values: list[str] = field(default_factory=list)
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
+    """``create``/``update``/``delete`` custom timeouts the program set (``"150m"``), if any."""
 
 
 class _RecordingMonitor(MockMonitor):
@@ -150,6 +152,11 @@ class _RecordingMonitor(MockMonitor):
                 },
                 preview_inputs=shown,
                 secret_values=secret_values,
+                custom_timeouts={
+                    k: v
+                    for k in ("create", "update", "delete")
+                    if (v := getattr(request.customTimeouts, k, ""))
+                },
             )
         return resp
 
@@ -219,12 +226,41 @@ class PlanMocks(Mocks):
         elif args.typ == "aws:ec2/eip:Eip":
             state["public_ip"] = self.eip_address(args.name)
             state["allocation_id"] = rid
+        elif args.typ == "aws:cloudformation/stack:Stack":
+            state["outputs"] = self.stack_outputs(args.name, args.inputs, digest)
+            rid = f"arn:aws:cloudformation:{self.region}:{FAKE_ACCOUNT}:stack/{args.inputs.get('name', args.name)}/{digest[:8]}"
+        elif args.typ == "aws:iam/policy:Policy":
+            state["name"] = f"{args.name}-{digest[:7]}"
+            state["arn"] = f"arn:aws:iam::{FAKE_ACCOUNT}:policy{args.inputs.get('path', '/')}{state['name']}"
+            rid = state["arn"]
+        elif args.typ == "aws:s3/bucket:Bucket":
+            rid = f"{args.name}-{digest[:12]}"
+            state["bucket"] = rid
+            state["arn"] = f"arn:aws:s3:::{rid}"
         elif args.typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
             kind = "role" if args.typ.endswith(":Role") else "instance-profile"
             state["name"] = f"{args.name}-{digest[:7]}"
             state["arn"] = f"arn:aws:iam::{FAKE_ACCOUNT}:{kind}/{state['name']}"
             rid = state["name"]
         return rid, state
+
+    def stack_outputs(self, name: str, inputs: dict[str, Any], digest: str) -> dict[str, str]:
+        """Outputs of a CloudFormation stack: the ParallelCluster provider's ``ServiceToken``;
+        for a stack holding ``Custom::PclusterCluster``, the outputs its template declares, the
+        head node at the router's planned addresses (it plays the router's part)."""
+        body = str(inputs.get("templateBody", ""))
+        if "Custom::PclusterCluster" not in body:
+            fn = f"pcluster-cfn-{digest[:8]}"
+            return {"ServiceToken": f"arn:aws:lambda:{self.region}:{FAKE_ACCOUNT}:function:{fn}"}
+        declared = json.loads(body).get("Outputs", {})
+        values = {
+            "ClusterName": json.loads(body)["Resources"]["PclusterCluster"]["Properties"]["ClusterName"],
+            "HeadNodeInstanceId": "i-" + digest[:17],
+            "HeadNodePrivateIp": self.ips.get("router", "10.255.255.253"),
+            "HeadNodePublicIp": self.public_ips.get("router", ""),
+            "ValidationMessages": "[]",
+        }
+        return {k: values[k] for k in declared}
 
     @staticmethod
     def eip_address(name: str) -> str:

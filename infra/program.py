@@ -98,6 +98,12 @@ def build(stack: str, config: dict[str, Any]) -> dict[str, Any]:
         value = project_config.get_secret(key)
         if value is not None:
             secrets[key] = value
+    if spec.backend == "slurm":
+        from infra.components.slurm_cluster import SlurmServingCluster
+
+        # Secrets are refused on this backend before anything exists (plan_cluster).
+        slurm_stack = SlurmServingCluster("sglang", plan, opts=pulumi.ResourceOptions(provider=provider))
+        return slurm_stack.outputs
     cluster = SglangCluster("sglang", plan, secrets, opts=pulumi.ResourceOptions(provider=provider))
     return cluster.outputs
 

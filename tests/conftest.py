@@ -11,7 +11,21 @@ import pytest
 from infra.mockrun import STACKS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
-STACKS = sorted(p.stem.removeprefix("Pulumi.") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+ALL_STACKS = sorted(p.stem.removeprefix("Pulumi.") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+
+
+def _backend(stack: str) -> str:
+    import yaml
+
+    doc = yaml.safe_load((STACKS_DIR / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")) or {}
+    return str((doc.get("config") or {}).get("sglang-cluster:backend", "ec2"))
+
+
+SLURM_STACKS = [s for s in ALL_STACKS if _backend(s) == "slurm"]
+"""Stacks with ``backend: slurm`` (ParallelCluster; no instances, launch templates or user data
+of ours: tests/program/test_slurm_program.py and tests/conformance/test_slurm_conformance.py)."""
+STACKS = [s for s in ALL_STACKS if s not in SLURM_STACKS]
+"""Stacks of the EC2 backend (instance groups booting through cloud-init)."""
 
 
 def base_config(**overrides: Any) -> dict[str, Any]:

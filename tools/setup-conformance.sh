@@ -8,6 +8,8 @@
 #   .tools/parliament-venv/ parliament (IAM policy linter with AWS's action/resource data)
 #   .tools/sglang-resolve-venv/  sglang with what its full ServerArgs resolution imports
 #                                (transformers, ...) on the CPU build of torch
+#   .tools/pcluster-venv/  aws-parallelcluster 3.16.1 (its cluster-config schema, SLURM backend)
+#   .tools/cfn-lint-venv/  cfn-lint (the SLURM backend's CloudFormation template)
 # TOOLS_DIR overrides where they go (default .tools/ of this checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,5 +79,19 @@ if [ ! -f "${tools}/sglang-resolve-venv/.done" ]; then
   "${tools}/sglang-resolve-venv/bin/pip" install "${pipq[@]}" --no-deps -r tools/requirements-sglang-resolve.txt
   "${tools}/sglang-resolve-venv/bin/pip" install "${pipq[@]}" --no-deps sglang==0.5.23
   touch "${tools}/sglang-resolve-venv/.done"
+fi
+# --- aws-parallelcluster (cluster-config schema) and cfn-lint: the SLURM backend -------------
+# Separate venvs: aws-parallelcluster pins packaging~=25.0, which conflicts with pulumi's.
+if [ ! -f "${tools}/pcluster-venv/.done" ]; then
+  rm -rf "${tools}/pcluster-venv"
+  "${py}" -m venv "${tools}/pcluster-venv"
+  "${tools}/pcluster-venv/bin/pip" install "${pipq[@]}" -r tools/requirements-pcluster.txt
+  touch "${tools}/pcluster-venv/.done"
+fi
+if [ ! -f "${tools}/cfn-lint-venv/.done" ]; then
+  rm -rf "${tools}/cfn-lint-venv"
+  "${py}" -m venv "${tools}/cfn-lint-venv"
+  "${tools}/cfn-lint-venv/bin/pip" install "${pipq[@]}" -r tools/requirements-cfn-lint.txt
+  touch "${tools}/cfn-lint-venv/.done"
 fi
 echo "conformance tools ready in ${tools}"

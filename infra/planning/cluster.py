@@ -447,6 +447,12 @@ def plan_cluster(
         fsx_capacity_gib=_check_store(spec, stack, layout.memory.total_weights_gib),
         secret_params={k: secret_parameter(stack, k) for k in sorted(secrets)},
     )
+    if spec.backend == "slurm":
+        # No user data on this backend: ParallelCluster boots the nodes (infra/planning/slurm.py).
+        from infra.planning.slurm import check_slurm
+
+        check_slurm(plan)
+        return plan
     # User data with the longest possible addresses must fit before anything is created.
     worst = {g: WORST_CASE_IP for g in range(layout.groups)}
     try:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from infra.planning import syntax
-from infra.spec import endpoint, network, router, server, storage
+from infra.spec import backend, endpoint, network, router, server, storage
 from infra.spec import model as model_keys
 from infra.spec.backend import BackendKeys
 from infra.spec.base import PROJECT, SpecError, no_newline, qualified
@@ -122,6 +122,7 @@ _CONCERN_CHECKS = (
     server.check,
     model_keys.check,
     storage.check,
+    backend.check,
 )
 """Cross-field rules of each key group, run in this order after the field rules."""
 
