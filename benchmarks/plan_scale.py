@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZES = (1, 2, 8, 32, 64)
+SIZES = (1, 2, 8, 32, 64, 128, 256)
 
 
 def synthetic_config(nodes: int) -> dict[str, str]:

@@ -139,6 +139,8 @@ def _plan_document(run: Any) -> dict[str, Any]:
         }
     )
     mem = plan.layout.memory
+    resources = resource_entries(run)
+    cold_start, kv_cache, notes = _model_estimates(plan, resources)
     return {
         "stack": run.stack,
         "backend": "ec2",
@@ -163,16 +165,33 @@ def _plan_document(run: Any) -> dict[str, Any]:
         },
         "image": image_summary(plan.spec, plan.layout),
         "nodes": nodes,
-        "resources": resource_entries(run),
+        "resources": resources,
         "outputs": run.outputs,
         "estimates": {
             "gpus": plan.estimates.gpus,
             "hourly_cost_usd": plan.estimates.hourly_cost_usd,
             "price_source": plan.estimates.price_source,
             "capacity": _capacity_document(plan.capacity),
+            "cold_start": cold_start,
+            "kv_cache": kv_cache,
         },
         "warnings": reachability_warnings(plan.spec),
+        "notes": notes,
     }
+
+
+def _model_estimates(
+    plan: Any, resources: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any] | None, list[str]]:
+    """``estimates.cold_start``, ``estimates.kv_cache`` and the layout notes
+    (:mod:`infra.planning.coldstart`, :mod:`infra.planning.kvcache`)."""
+    from infra.planning.coldstart import cold_start_document, inputs_from_plan, model_cold_start
+    from infra.planning.kvcache import kv_cache_document
+
+    inputs = inputs_from_plan(plan)
+    cold = cold_start_document(model_cold_start(inputs, resources), inputs)
+    kv, notes = kv_cache_document(plan.spec, plan.layout)
+    return cold, kv, notes
 
 
 COMPONENT_PACKAGE = "sglang"
@@ -277,8 +296,28 @@ def render_table(doc: dict[str, Any]) -> str:
     }[cap["kind"]]
     lines.append(f"Estimate: {est['gpus']} GPUs, {cost} {how} ({est['price_source']})")
     lines.append(f"Capacity: {cap['billing']}")
+    lines += _model_lines(est)
     lines += [f"WARNING: {w}" for w in doc.get("warnings", [])]
+    lines += [f"NOTE: {n}" for n in doc.get("notes", [])]
     return "\n".join(lines)
+
+
+def _model_lines(est: dict[str, Any]) -> list[str]:
+    """Text-plan lines of the cold-start model and the KV-cache figures."""
+    from infra.planning.coldstart import cold_start_lines
+    from infra.planning.kvcache import fmt_tokens
+
+    lines: list[str] = []
+    kv = est.get("kv_cache")
+    if kv:
+        lines.append(
+            f"KV cache: {fmt_tokens(kv['tokens_per_server'])} tokens per server, "
+            f"{fmt_tokens(kv['tokens_per_stack'])} per stack ({kv['kv_bytes_per_token_per_gpu']} B per token "
+            f"per GPU); longest request {kv['max_request_tokens']} tokens"
+        )
+    if est.get("cold_start"):
+        lines += cold_start_lines(est["cold_start"])
+    return lines
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
