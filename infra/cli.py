@@ -94,7 +94,7 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 
 def _plan_document(run: Any) -> dict[str, Any]:
-    from infra.planning.cluster import router_boot, server_node_boot
+    from infra.planning.cluster import router_boot, server_node_processes
     from infra.planning.image import image_summary
     from infra.planning.reachability import reachability_warnings
     from infra.planning.userdata import unpack_b64
@@ -108,7 +108,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
     sizes = {name: len(base64.b64decode(b64)) for name, b64 in packed.items()}
     nodes: list[dict[str, Any]] = []
     for node in plan.layout.nodes:
-        boot = server_node_boot(plan, node, heads[node.group])
+        processes = server_node_processes(plan, node, heads[node.group])
         nodes.append(
             {
                 "name": node.name,
@@ -118,7 +118,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
                 "instance_type": plan.node_type.name,
                 "private_ip": run.ips[node.name],
                 "efa_interfaces": plan.efa_interfaces,
-                "processes": [{"argv": a} for a in boot.processes],
+                "processes": [{"argv": a} for a in processes],
                 "user_data": user_data[node.name],
                 "user_data_bytes": sizes[node.name],
                 "user_data_encoding": "gzip",
