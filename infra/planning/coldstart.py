@@ -21,8 +21,9 @@ changes is an input of :class:`ColdStartInputs` (storage throughput, the launch 
 the deploy graph, the registry and SOCI, the docker data root, bytes each node reads), so a
 changed default shows in the figures. Nothing here is tuned toward a target.
 
-Weight bytes per node: SGLang 0.5.23's default loader iterates every safetensors file on every
-rank and keeps its own slice; the ranks of one node share the Lustre client's page cache, so each
+Weight bytes per node: SGLang 0.5.23's default loader reads every tensor of every safetensors
+file on every rank (``model_loader/weight_utils.py`` ``safetensors_weights_iterator``:
+``f.get_tensor(name)`` for each name) and keeps its own slice; the ranks of one node share the Lustre client's page cache, so each
 node reads the whole checkpoint once (``bytes_per_node_fraction`` 1.0). A sharded or streaming
 load format lowers that fraction.
 """
@@ -648,6 +649,9 @@ def inputs_from_plan(plan: ClusterPlan) -> ColdStartInputs:
         image_gb=_v("sglang_image_gb"),
         image_pull=image_pull,
         image_build=build,
+        # sglang-lib.sh puts a store-less node's hub cache on /opt/dlami/nvme, which the DLAMI
+        # mounts on the P types' instance store (shared/reference/aws-gpu-clusters.md).
+        weights_cache="nvme" if node.name.startswith("p") else "ebs",
         decode_graph_sizes=decode,
         prefill_graph_sizes=prefill,
     )

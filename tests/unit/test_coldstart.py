@@ -24,9 +24,10 @@ from infra.planning.coldstart import (
     model_cold_start,
     rank_launch_order,
     weight_load_phase,
+    weights_fetch_secs,
 )
 from infra.planning.memory import GIB
-from tests.conftest import STACKS, engine_config
+from tests.conftest import ROOT, STACKS, engine_config
 
 CKPT = 72.7e9 * 2  # Qwen2.5-72B in bf16, bytes
 
@@ -217,7 +218,27 @@ def test_no_store_stack_downloads_on_every_node() -> None:
     doc = plan_document(run_program("nostore", engine_config(model_store=False, tp_size=8)))
     cs = doc["estimates"]["cold_start"]
     phases = {p["name"]: p for p in cs["cold"]["phases"]}
-    # Each node downloads into its gp3 root volume: 125 MiB/s binds before the hub's 500 MB/s.
-    assert phases["weights_fetch"]["seconds"] == pytest.approx(CKPT / (125 * 2**20), rel=1e-3)
+    # A p5 node downloads into the instance-store NVMe: the hub's 500 MB/s binds.
+    assert phases["weights_fetch"]["seconds"] == pytest.approx(CKPT / 500e6, rel=1e-3)
+    assert phases["weights_fetch"]["inputs"]["cache"] == "nvme"
+    # On the root gp3 volume 125 MiB/s would bind instead.
+    ebs = weights_fetch_secs(_inputs(model_source="none", weights_cache="ebs"))[0]
+    assert ebs == pytest.approx(CKPT / (125 * 2**20))
     assert phases["weight_load"]["seconds"] == 0
     assert cs["inputs"]["fsx"] is None
+
+
+def test_readme_ttft_column_matches_the_plan() -> None:
+    """The README stack table's "modeled TTFT cold / warm" column is the plan's figures, rounded
+    to whole minutes, so it cannot drift from the model."""
+    readme = (ROOT / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[-2].strip()
+        for line in readme.splitlines()
+        if line.startswith("| `") and line.count("|") == 9
+    }
+    assert set(STACKS) <= set(rows), rows
+    for stack in STACKS:
+        cs = plan_document(run_stack(stack))["estimates"]["cold_start"]
+        want = f"{round(cs['cold']['total_secs'] / 60)} / {round(cs['warm']['total_secs'] / 60)} min"
+        assert rows[stack] == want, stack
