@@ -139,6 +139,8 @@ class ColdStartInputs:
         weights_cache: where a store-less node keeps its downloaded weights.
         decode_graph_sizes: decode CUDA graphs SGLang captures (0 when disabled).
         prefill_graph_sizes: prefill CUDA graphs SGLang captures (0 with PP or when disabled).
+        loader_streams_per_node: parallel read streams of one node's weight loader (1 with
+            SGLang's default loader; a multithreaded or prefetching load option raises it).
     """
 
     checkpoint_bytes: float
@@ -157,6 +159,7 @@ class ColdStartInputs:
     bytes_per_node_fraction: float = 1.0
     decode_graph_sizes: int = 0
     prefill_graph_sizes: int = 0
+    loader_streams_per_node: int = 1
 
 
 @dataclass(frozen=True)
@@ -446,8 +449,11 @@ def weight_load_phase(inputs: ColdStartInputs, readers: int) -> Phase:
     read, write, key = fsx_rates_mb_per_s(inputs)
     client = _c("fsx_client_max_mb_per_s")
     srcs: tuple[Constant, ...] = (_c("fsx_disk_mb_per_s_per_tib"), _c("fsx_network_mb_per_s_per_tib"), client)
+    flow = _c("single_flow_mb_per_s")
+    srcs += (flow,)
+    node_cap = min(float(client.value), inputs.loader_streams_per_node * float(flow.value))
     shared = readers * per_node / MB / read
-    secs = max(shared, per_node / MB / float(client.value))
+    secs = max(shared, per_node / MB / node_cap)
     detail: dict[str, Any] = {
         "checkpoint_gb": round(inputs.checkpoint_bytes / GB, 1),
         "gb_per_node": round(per_node / GB, 1),
@@ -456,12 +462,19 @@ def weight_load_phase(inputs: ColdStartInputs, readers: int) -> Phase:
         "fsx_capacity_gib": inputs.fsx_capacity_gib,
         "fsx_read_mb_per_s": round(read, 1),
         "rate": "burst" if inputs.fsx_use_burst else "baseline",
+        "loader_streams_per_node": inputs.loader_streams_per_node,
+        "node_read_cap_mb_per_s": round(node_cap, 1),
     }
-    note = "readers x bytes per node / FSx read rate (disk-bound: the file server's RAM cache is small)"
+    note = (
+        "max(readers x bytes per node / FSx read rate, bytes per node / the node's read cap: "
+        "loader streams x one flow, at most the client limit)"
+    )
     if inputs.model_source == "s3" and readers:
         s3 = _c("s3_hydrate_mb_per_s")
-        first = per_node / MB / min(float(s3.value), write)
-        secs = first + (readers - 1) * per_node / MB / read
+        first = per_node / MB / min(float(s3.value), write, node_cap)
+        secs = first + max(
+            (readers - 1) * per_node / MB / read, per_node / MB / node_cap if readers > 1 else 0.0
+        )
         srcs += (s3,)
         detail["s3_hydrate_mb_per_s"] = round(min(float(s3.value), write), 1)
         note = "first reader hydrates from S3 (min(S3 rate, FSx write)), the others read from FSx"

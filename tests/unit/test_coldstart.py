@@ -84,9 +84,14 @@ def test_weight_load_is_readers_times_bytes_over_fsx_rate() -> None:
     assert 15 * 60 < p.seconds < 17 * 60
     one = weight_load_phase(_inputs(), readers=1)
     assert one.seconds == pytest.approx(p.seconds / 2)
-    # A fast store is bounded by one client's 100 Gbit/s.
-    fast = weight_load_phase(_inputs(fsx_capacity_gib=96000, fsx_mb_per_tib=1000), readers=1)
-    assert fast.seconds == pytest.approx(CKPT / 12500e6)
+    # A fast store is bounded by the node: one loader stream is one 5 Gbit/s flow (EC2's
+    # single-flow limit outside a placement group), and 100 Gbit/s per client at most.
+    fast = _inputs(fsx_capacity_gib=96000, fsx_mb_per_tib=1000)
+    assert weight_load_phase(fast, readers=1).seconds == pytest.approx(CKPT / 625e6)
+    four = weight_load_phase(replace(fast, loader_streams_per_node=4), readers=1)
+    assert four.seconds == pytest.approx(CKPT / 2500e6)
+    many = weight_load_phase(replace(fast, loader_streams_per_node=64), readers=1)
+    assert many.seconds == pytest.approx(CKPT / 12500e6)
     # A sharded loader reads half per node.
     half = weight_load_phase(_inputs(bytes_per_node_fraction=0.5), readers=2)
     assert half.seconds == pytest.approx(p.seconds / 2)
