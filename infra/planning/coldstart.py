@@ -584,7 +584,11 @@ def model_cold_start(inputs: ColdStartInputs, resources: Sequence[Mapping[str, A
         "warm",
         (
             Phase("resources", float(reboot.value), {"event": "reboot"}, (reboot,), "EC2 reboot"),
-            boot,
+            replace(
+                boot,
+                note=boot.note
+                + " (as cold: cloud-init skips its per-instance steps on a reboot, so this over-counts)",
+            ),
             image_pull_phase(inputs, cached=True),
             single_read,
             server_start_phase(inputs),
@@ -646,14 +650,21 @@ def inputs_from_plan(plan: ClusterPlan) -> ColdStartInputs:
     chunk, max_bs = sglang_capacity_defaults(gpu_total_mib(node), spec.tp_size)
     decode = 0 if disabled else _decode_graph_sizes(max_bs)
     prefill = 0 if disabled or spec.pp_size > 1 else len(_prefill_graph_sizes(chunk))
-    source = model_source(spec)
+    raw = model_source(spec)
+    source: ModelSource = (
+        "hf" if raw == "hf" else "s3" if raw == "s3" else "local" if raw == "local" else "none"
+    )
     image_pull: ImagePull = (
         "ecr" if spec.image_source in ("mirror", "build") or ".dkr.ecr." in spec.image else "docker-hub"
     )
-    build: ImageBuild = spec.image_source if spec.image_source in ("mirror", "build") else "none"  # type: ignore[assignment]  # narrowed by the test above
+    build: ImageBuild = "none"
+    if spec.image_source == "mirror":
+        build = "mirror"
+    elif spec.image_source == "build":
+        build = "build"
     return ColdStartInputs(
         checkpoint_bytes=plan.layout.memory.total_weights_gib * GIB,
-        model_source=source,  # type: ignore[arg-type]  # model_source returns one of the four
+        model_source=source,
         fsx_deployment_type=spec.fsx_deployment_type if plan.fsx_capacity_gib else "",
         fsx_capacity_gib=plan.fsx_capacity_gib,
         fsx_mb_per_tib=spec.fsx_throughput_mb_per_tib,
