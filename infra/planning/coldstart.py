@@ -22,10 +22,13 @@ the deploy graph, the registry and SOCI, the docker data root, bytes each node r
 changed default shows in the figures. Nothing here is tuned toward a target.
 
 Weight bytes per node: SGLang 0.5.23's default loader reads every tensor of every safetensors
-file on every rank (``model_loader/weight_utils.py`` ``safetensors_weights_iterator``:
-``f.get_tensor(name)`` for each name) and keeps its own slice; the ranks of one node share the Lustre client's page cache, so each
-node reads the whole checkpoint once (``bytes_per_node_fraction`` 1.0). A sharded or streaming
-load format lowers that fraction.
+shard on every rank and keeps its own slice (``model_loader/weight_utils.py``
+``buffered_multi_thread_safetensors_weights_iterator``: ``f.get_tensor(k)`` for each key), with
+8 threads per rank (``model_loader/loader.py``: ``enable_multithread_load`` defaults to true,
+``DEFAULT_NUM_THREADS = 8``); the ranks of one node share the Lustre client's page cache, so each
+node reads the whole checkpoint once (``bytes_per_node_fraction`` 1.0) over about 8 streams.
+A sharded load format lowers that fraction.
+
 """
 
 from __future__ import annotations
@@ -139,8 +142,9 @@ class ColdStartInputs:
         weights_cache: where a store-less node keeps its downloaded weights.
         decode_graph_sizes: decode CUDA graphs SGLang captures (0 when disabled).
         prefill_graph_sizes: prefill CUDA graphs SGLang captures (0 with PP or when disabled).
-        loader_streams_per_node: parallel read streams of one node's weight loader (1 with
-            SGLang's default loader; a multithreaded or prefetching load option raises it).
+        loader_streams_per_node: parallel read streams of one node's weight loader (8 with
+            SGLang 0.5.23's default multithreaded loader; 1 with ``enable_multithread_load``
+            false; ``num_threads`` in ``--model-loader-extra-config`` sets it).
     """
 
     checkpoint_bytes: float
@@ -159,7 +163,7 @@ class ColdStartInputs:
     bytes_per_node_fraction: float = 1.0
     decode_graph_sizes: int = 0
     prefill_graph_sizes: int = 0
-    loader_streams_per_node: int = 1
+    loader_streams_per_node: int = 8
 
 
 @dataclass(frozen=True)
@@ -632,6 +636,29 @@ def _decode_graph_sizes(max_bs: int) -> int:
     return len(sizes) + (0 if max_bs in sizes else 1)
 
 
+def loader_streams(extra_server_args: Sequence[str]) -> int:
+    """Read streams of one rank's weight loader from ``--model-loader-extra-config``: SGLang
+    0.5.23 loads with ``num_threads`` threads (default 8) unless ``enable_multithread_load`` is
+    false (``model_loader/loader.py`` ``_get_weights_iterator``)."""
+    args = list(extra_server_args)
+    raw = ""
+    for i, a in enumerate(args):
+        if a == "--model-loader-extra-config" and i + 1 < len(args):
+            raw = args[i + 1]
+        elif a.startswith("--model-loader-extra-config="):
+            raw = a.split("=", 1)[1]
+    try:
+        cfg = json.loads(raw) if raw else {}
+    except ValueError:
+        cfg = {}
+    if not isinstance(cfg, dict):
+        cfg = {}
+    if cfg.get("enable_multithread_load", True) is False:
+        return 1
+    threads = cfg.get("num_threads", 8)
+    return threads if isinstance(threads, int) and threads > 0 else 8
+
+
 def inputs_from_plan(plan: ClusterPlan) -> ColdStartInputs:
     """The model's inputs as today's defaults set them for ``plan``.
 
@@ -663,6 +690,7 @@ def inputs_from_plan(plan: ClusterPlan) -> ColdStartInputs:
     elif spec.image_source == "build":
         build = "build"
     return ColdStartInputs(
+        loader_streams_per_node=loader_streams(spec.extra_server_args),
         checkpoint_bytes=plan.layout.memory.total_weights_gib * GIB,
         model_source=source,
         fsx_deployment_type=spec.fsx_deployment_type if plan.fsx_capacity_gib else "",

@@ -21,6 +21,7 @@ from infra.planning.coldstart import (
     fsx_rates_mb_per_s,
     image_pull_phase,
     inputs_from_plan,
+    loader_streams,
     model_cold_start,
     rank_launch_order,
     weight_load_phase,
@@ -82,14 +83,14 @@ def test_weight_load_is_readers_times_bytes_over_fsx_rate() -> None:
     p = weight_load_phase(_inputs(), readers=2)
     assert p.seconds == pytest.approx(2 * CKPT / (250 * 1.171875e6))
     assert 15 * 60 < p.seconds < 17 * 60
-    one = weight_load_phase(_inputs(), readers=1)
-    assert one.seconds == pytest.approx(p.seconds / 2)
+    single = weight_load_phase(_inputs(), readers=1)
+    assert single.seconds == pytest.approx(p.seconds / 2)
     # A fast store is bounded by the node: one loader stream is one 5 Gbit/s flow (EC2's
     # single-flow limit outside a placement group), and 100 Gbit/s per client at most.
     fast = _inputs(fsx_capacity_gib=96000, fsx_mb_per_tib=1000)
-    assert weight_load_phase(fast, readers=1).seconds == pytest.approx(CKPT / 625e6)
-    four = weight_load_phase(replace(fast, loader_streams_per_node=4), readers=1)
-    assert four.seconds == pytest.approx(CKPT / 2500e6)
+    assert weight_load_phase(fast, readers=1).seconds == pytest.approx(CKPT / (8 * 625e6))
+    one = weight_load_phase(replace(fast, loader_streams_per_node=1), readers=1)
+    assert one.seconds == pytest.approx(CKPT / 625e6)
     many = weight_load_phase(replace(fast, loader_streams_per_node=64), readers=1)
     assert many.seconds == pytest.approx(CKPT / 12500e6)
     # A sharded loader reads half per node.
@@ -247,3 +248,18 @@ def test_readme_ttft_column_matches_the_plan() -> None:
         cs = plan_document(run_stack(stack))["estimates"]["cold_start"]
         want = f"{round(cs['cold']['total_secs'] / 60)} / {round(cs['warm']['total_secs'] / 60)} min"
         assert rows[stack] == want, stack
+
+
+@pytest.mark.parametrize(
+    ("args", "streams"),
+    [
+        ([], 8),
+        (["--model-loader-extra-config", '{"num_threads": 16}'], 16),
+        (['--model-loader-extra-config={"enable_multithread_load": false}'], 1),
+        (["--model-loader-extra-config", "not json"], 8),
+    ],
+)
+def test_loader_streams_follow_sglang_loader_config(args: list[str], streams: int) -> None:
+    """SGLang 0.5.23 loads with 8 threads per rank unless --model-loader-extra-config says
+    otherwise (model_loader/loader.py)."""
+    assert loader_streams(args) == streams
