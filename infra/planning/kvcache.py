@@ -15,6 +15,10 @@ Mirrors how SGLang 0.5.23 sizes its token pool (``model_executor/pool_configurat
 - one pool per attention-DP rank (or per ``dp_size`` replica without attention DP); the longest
   request is ``min(context_len - 1, tokens per pool - 1)`` (``managers/tp_worker.py``).
 
+The figures are an upper bound by a few percent: SGLang takes ``mem_fraction_static`` of the
+memory free before the weights load (``KVCacheConfigurator._profile_available_bytes``), after
+the CUDA context and NCCL have taken theirs, and this uses the GPU's whole memory.
+
 Model shapes come from the models' own ``config.json`` (``data/model_configs.json``, a copy of the
 keys SGLang reads from ``tests/fixtures/model-configs/``).
 """
@@ -375,6 +379,7 @@ def kv_cache_document(spec: StackSpec, layout: Layout) -> tuple[dict[str, Any] |
         "alternatives": [_layout_doc(o) for o in options],
         "advice": advice[1] if advice else None,
         "source": "SGLang 0.5.23 pool sizing (pool_configurator.py, kv_cache_configurator.py, "
-        "tp_worker.py) on the model's config.json (infra/planning/data/model_configs.json)",
+        "tp_worker.py) on the model's config.json (infra/planning/data/model_configs.json); an "
+        "upper bound: SGLang sizes from the memory free after CUDA and NCCL start",
     }
     return doc, [advice[1]] if advice else []
