@@ -391,9 +391,8 @@ def fsx_rates_mb_per_s(inputs: ColdStartInputs) -> tuple[float, float, str]:
     net = _c("fsx_network_mb_per_s_per_tib").value[key]
     level = "burst" if inputs.fsx_use_burst else "baseline"
     read = min(disk[level], net[level]) * tib
-    write = min(disk["baseline"], net["baseline"]) * tib
-    if inputs.fsx_deployment_type == "SCRATCH_2":
-        write = write / 2  # SCRATCH_2: 200 read / 100 write per TiB (same table)
+    # Writes run at the disk baseline; the table gives SCRATCH_2 a lower write figure.
+    write = min(disk.get("write", disk["baseline"]), net["baseline"]) * tib
     return read, write, key
 
 
