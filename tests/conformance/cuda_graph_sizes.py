@@ -10,7 +10,8 @@ import json
 import sys
 from types import SimpleNamespace
 
-from sglang.srt.arg_groups.cuda_graph_hook import (
+# Installed in .tools/sglang-resolve-venv only (tools/setup-conformance.sh), not in .venv.
+from sglang.srt.arg_groups.cuda_graph_hook import (  # pyright: ignore[reportMissingImports]
     generate_decode_cuda_graph_batch_sizes,
     generate_prefill_cuda_graph_batch_sizes,
 )
