@@ -94,7 +94,7 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 
 def _plan_document(run: Any) -> dict[str, Any]:
-    from infra.planning.cluster import router_boot, server_node_boot
+    from infra.planning.cluster import router_boot, server_node_processes
     from infra.planning.userdata import unpack_b64
 
     plan = run.plan
@@ -114,7 +114,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
     sizes = {name: len(base64.b64decode(b64)) for name, b64 in packed.items()}
     nodes: list[dict[str, Any]] = []
     for node in plan.layout.nodes:
-        boot = server_node_boot(plan, node, heads[node.group])
+        processes = server_node_processes(plan, node, heads[node.group])
         nodes.append(
             {
                 "name": node.name,
@@ -124,7 +124,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
                 "instance_type": plan.node_type.name,
                 "private_ip": run.ips[node.name],
                 "efa_interfaces": plan.efa_interfaces,
-                "processes": [{"argv": a} for a in boot.processes],
+                "processes": [{"argv": a} for a in processes],
                 "user_data": user_data[node.name],
                 "user_data_bytes": sizes[node.name],
                 "user_data_encoding": "gzip",
@@ -155,6 +155,8 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
 
     plan = run.plan
     mem = plan.layout.memory
+    resources = resource_entries(run)
+    cold_start, kv_cache, notes = _model_estimates(plan, resources)
     return {
         "stack": run.stack,
         "backend": plan.spec.backend,
@@ -179,20 +181,37 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "image": image_summary(plan.spec, plan.layout),
         "nodes": nodes,
-        "resources": resource_entries(run),
+        "resources": resources,
         "outputs": run.outputs,
         "estimates": {
             "gpus": plan.estimates.gpus,
             "hourly_cost_usd": plan.estimates.hourly_cost_usd,
             "price_source": plan.estimates.price_source,
             "capacity": _capacity_document(plan.capacity),
+            "cold_start": cold_start,
+            "kv_cache": kv_cache,
         },
         "endpoint": endpoint_document(plan.spec, load_balancer_subnets(plan.spec)),
         "warnings": [
             *reachability_warnings(plan.spec),
             *endpoint_warnings(plan.spec, "router_api_key" in plan.secret_params),
         ],
+        "notes": notes,
     }
+
+
+def _model_estimates(
+    plan: Any, resources: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any] | None, list[str]]:
+    """``estimates.cold_start``, ``estimates.kv_cache`` and the layout notes
+    (:mod:`infra.planning.coldstart`, :mod:`infra.planning.kvcache`)."""
+    from infra.planning.coldstart import cold_start_document, inputs_from_plan, model_cold_start
+    from infra.planning.kvcache import kv_cache_document
+
+    inputs = inputs_from_plan(plan)
+    cold = cold_start_document(model_cold_start(inputs, resources), inputs)
+    kv, notes = kv_cache_document(plan.spec, plan.layout)
+    return cold, kv, notes
 
 
 COMPONENT_PACKAGE = "sglang"
@@ -321,8 +340,28 @@ def render_table(doc: dict[str, Any]) -> str:
         )
     lines.append(f"Estimate: {est['gpus']} GPUs, {cost} {how} ({est['price_source']})")
     lines.append(f"Capacity: {cap['billing']}")
+    lines += _model_lines(est)
     lines += [f"WARNING: {w}" for w in doc.get("warnings", [])]
+    lines += [f"NOTE: {n}" for n in doc.get("notes", [])]
     return "\n".join(lines)
+
+
+def _model_lines(est: dict[str, Any]) -> list[str]:
+    """Text-plan lines of the cold-start model and the KV-cache figures."""
+    from infra.planning.coldstart import cold_start_lines
+    from infra.planning.kvcache import fmt_tokens
+
+    lines: list[str] = []
+    kv = est.get("kv_cache")
+    if kv:
+        lines.append(
+            f"KV cache: {fmt_tokens(kv['tokens_per_server'])} tokens per server, "
+            f"{fmt_tokens(kv['tokens_per_stack'])} per stack ({kv['kv_bytes_per_token_per_gpu']} B per token "
+            f"per GPU); longest request {kv['max_request_tokens']} tokens"
+        )
+    if est.get("cold_start"):
+        lines += cold_start_lines(est["cold_start"])
+    return lines
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:

@@ -359,6 +359,10 @@ def _fake_addresses(plan: Any) -> tuple[dict[str, str], dict[str, str]]:
         public_net, private_net = (ipaddress.ip_network(c) for c in subnet_cidrs(spec.vpc_cidr))
     else:
         public_net = private_net = ipaddress.ip_network(FAKE_BYO_NET)
+        # A brought subnet's size is unknown offline: widen the fake one until every node,
+        # the router and a margin fit (a created VPC's /24 is refused earlier instead).
+        while private_net.num_addresses < len(plan.layout.nodes) + 16:
+            public_net = private_net = private_net.supernet()
     hosts = list(private_net.hosts())
     ips = {n.name: str(hosts[9 + i]) for i, n in enumerate(plan.layout.nodes)}
     router_net = public_net if spec.router_public_ip else private_net
@@ -426,7 +430,7 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str] | Non
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
-        outs = build(stack, config)
+        outs = build(stack, config, plan)
         return pulumi.Output.from_input(outs).apply(run.outputs.update)
 
     program()

@@ -6,11 +6,14 @@ the SDK's mock runtime. Nothing here talks to AWS outside resources the engine m
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 
 from infra.spec import PROJECT, SECRET_KEYS, SpecError, StackSpec, parse_config
+
+if TYPE_CHECKING:
+    from infra.planning.cluster import ClusterPlan
 
 BASE_TAGS = {"managed-by": "pulumi", "project": PROJECT}
 
@@ -48,12 +51,15 @@ def region_of(config: dict[str, Any]) -> str:
     return str(region)
 
 
-def build(stack: str, config: dict[str, Any]) -> dict[str, Any]:
+def build(stack: str, config: dict[str, Any], plan: ClusterPlan | None = None) -> dict[str, Any]:
     """Plan, then create every resource of the stack.
 
     Args:
         stack: the stack name.
         config: config as :func:`read_config` returns it.
+        plan: the plan of exactly this stack and config when the caller has already made it
+            (the offline plan does, to refuse a bad spec before the mock runtime starts);
+            planning again would render every node's worst-case user data a second time.
 
     Returns:
         The stack outputs (Outputs and plain values).
@@ -73,7 +79,8 @@ def build(stack: str, config: dict[str, Any]) -> dict[str, Any]:
     spec: StackSpec = parse_config(config)
     refuse_secrets_in_spec(spec, stack)
     present = frozenset(k for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}"))
-    plan = plan_cluster(spec, stack, region, present)
+    if plan is None:
+        plan = plan_cluster(spec, stack, region, present)
     from infra.planning.endpoint import endpoint_warnings
     from infra.planning.reachability import reachability_warnings
 

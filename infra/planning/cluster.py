@@ -8,6 +8,7 @@ the result. The functions that need a node's head IP (:func:`server_node_boot`,
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -318,6 +319,12 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
     }
 
 
+def server_node_processes(plan: ClusterPlan, node: NodePlan, head_ip: str) -> list[list[str]]:
+    """Full argv of every server rank on ``node`` (what :func:`server_node_boot` shows as
+    ``processes``), without rendering the user data."""
+    return [argvs.server_argv(plan.spec, s, node.rank, head_ip) for s in node.servers]
+
+
 def server_node_boot(
     plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Runtime | None = None
 ) -> NodeBoot:
@@ -333,7 +340,7 @@ def server_node_boot(
     Raises:
         UserDataTooLargeError: over 16384 bytes.
     """
-    full = [argvs.server_argv(plan.spec, s, node.rank, head_ip) for s in node.servers]
+    full = server_node_processes(plan, node, head_ip)
     procs = [
         ServerProcess(s.slot, argvs.split_dist_init(a)[0], node.is_head)
         for s, a in zip(node.servers, full, strict=True)
@@ -405,6 +412,38 @@ def _check_store(spec: StackSpec, stack: str, total_weights_gib: float) -> int:
     return spec.fsx_capacity_gib or need
 
 
+SUBNET_RESERVED_ADDRESSES = 5
+"""AWS reserves the first four and the last address of every subnet
+(https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html)."""
+
+
+def check_private_subnet_room(spec: StackSpec, layout: Layout) -> None:
+    """Refuse a created VPC whose private subnet cannot address every GPU node.
+
+    The project creates a /24 private subnet (``infra/components/network.py``
+    ``subnet_cidrs``): 256 - 5 reserved = 251 addresses for the GPU nodes' primary interfaces,
+    a private router and FSx's own network interfaces (not counted here). A brought subnet
+    (``vpc_id``/``subnet_id``) is not checked offline.
+
+    Raises:
+        SpecError: naming ``replicas`` with the counts and what to do instead.
+    """
+    if not spec.creates_vpc:
+        return
+    # The private subnet is the VPC's second /24 (network.py subnet_cidrs; that module imports
+    # pulumi_aws, which planning code never does): only its size matters here.
+    private = list(ipaddress.ip_network(spec.vpc_cidr).subnets(new_prefix=24))[1]
+    room = private.num_addresses - SUBNET_RESERVED_ADDRESSES
+    need = len(layout.nodes) + (0 if spec.router_public_ip else 1)
+    if need > room:
+        raise SpecError(
+            qualified("replicas"),
+            f"{len(layout.nodes)} GPU nodes need {need} addresses in the created private subnet "
+            f"{private} ({room} usable: AWS reserves {SUBNET_RESERVED_ADDRESSES}); bring a larger "
+            "subnet with vpc_id and subnet_id, or plan fewer nodes",
+        )
+
+
 def plan_cluster(
     spec: StackSpec, stack: str, region: str = "us-east-1", secrets: frozenset[str] = frozenset()
 ) -> ClusterPlan:
@@ -424,6 +463,7 @@ def plan_cluster(
     """
     check_region(spec, region)
     layout = plan_layout(spec)
+    check_private_subnet_room(spec, layout)
     check_capacity(spec, region)
     spec = resolve_image(spec, layout)  # image_source "auto" resolved; EFA-less images refused
     require_efa(spec, layout)  # refuses settings that would hide NCCL's transport lines
