@@ -19,10 +19,11 @@ from pydantic import Field, ValidationError, field_validator
 
 from infra.planning import syntax
 from infra.spec import model as model_keys
-from infra.spec import network, router, server, storage
+from infra.spec import disaggregation, network, router, server, storage
 from infra.spec.backend import BackendKeys
 from infra.spec.base import PROJECT, SpecError, no_newline, qualified
 from infra.spec.compute import ComputeKeys
+from infra.spec.disaggregation import DisaggregationKeys
 from infra.spec.image import ImageKeys
 from infra.spec.layout import LayoutKeys
 from infra.spec.model import ModelKeys
@@ -73,6 +74,7 @@ _TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 # model, layout, nodes, network, store, image, server, router, backend, stack.
 class StackSpec(
     BackendKeys,
+    DisaggregationKeys,
     RouterKeys,
     ServerKeys,
     ImageKeys,
@@ -113,7 +115,14 @@ class StackSpec(
         return dict(t.split("=", 1) for t in self.tags)
 
 
-_CONCERN_CHECKS = (network.check, router.check, server.check, model_keys.check, storage.check)
+_CONCERN_CHECKS = (
+    network.check,
+    router.check,
+    server.check,
+    model_keys.check,
+    storage.check,
+    disaggregation.check,
+)
 """Cross-field rules of each key group, run in this order after the field rules."""
 
 
