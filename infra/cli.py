@@ -94,8 +94,11 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 
 def _plan_document(run: Any) -> dict[str, Any]:
+    from infra.planning.catalog import lookup
     from infra.planning.cluster import router_boot, server_node_boot
+    from infra.planning.efa import efa_count, network_interfaces
     from infra.planning.image import image_summary
+    from infra.planning.pd import pd_document
     from infra.planning.reachability import reachability_warnings
     from infra.planning.userdata import unpack_b64
 
@@ -112,12 +115,14 @@ def _plan_document(run: Any) -> dict[str, Any]:
         nodes.append(
             {
                 "name": node.name,
-                "role": "server",
+                "role": "server" if node.role == "regular" else node.role,
                 "group": node.group,
                 "node_rank": node.rank,
-                "instance_type": plan.node_type.name,
+                "instance_type": node.instance_type or plan.node_type.name,
                 "private_ip": run.ips[node.name],
-                "efa_interfaces": plan.efa_interfaces,
+                "efa_interfaces": efa_count(network_interfaces(lookup(node.instance_type)))
+                if node.instance_type and node.instance_type != plan.node_type.name
+                else plan.efa_interfaces,
                 "processes": [{"argv": a} for a in boot.processes],
                 "user_data": user_data[node.name],
                 "user_data_bytes": sizes[node.name],
@@ -172,6 +177,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "capacity": _capacity_document(plan.capacity),
         },
         "warnings": reachability_warnings(plan.spec),
+        **pd_document(plan, heads),
     }
 
 
@@ -232,6 +238,17 @@ def render_table(doc: dict[str, Any]) -> str:
         f"Memory per GPU: {mem['weights']} GiB weights + {mem['kv_cache']} GiB KV cache "
         f"of a {mem['static_pool']} GiB static pool ({mem['gpu']} GiB GPU)",
         f"Image: {doc['image']['summary']}",
+    ]
+    if "pd" in doc:
+        pools = doc["pd"]["pools"]
+        lines.append(
+            f"Prefill/decode over EFA ({doc['pd']['transfer_backend']}): "
+            + "; ".join(
+                f"{role} {p['replicas']} x TP{p['tp_size']} on {p['instance_type']}"
+                for role, p in pools.items()
+            )
+        )
+    lines += [
         "",
     ]
     rows = [("NODE", "ROLE", "TYPE", "PRIVATE IP", "EFA", "USER DATA", "PROCESSES")]

@@ -40,11 +40,15 @@ hands it :func:`pd_workers`: rank 0 of every server with its role and bootstrap 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 from infra.planning.layout import SERVER_PORT_STRIDE, Layout, NodePlan, Role, ServerPlan, plan_layout
 from infra.spec import SpecError, StackSpec, qualified
+
+if TYPE_CHECKING:
+    from infra.planning.cluster import ClusterPlan
 
 PoolRole = Literal["prefill", "decode"]
 POOLS: tuple[PoolRole, PoolRole] = ("prefill", "decode")
@@ -238,7 +242,31 @@ def transfer_env(spec: StackSpec) -> dict[str, str]:
     return {"SGLANG_DISAGGREGATION_NIXL_BACKEND": "LIBFABRIC", "NIXL_LOG_LEVEL": "INFO"}
 
 
-def pd_workers(layout: Layout, head_ips: dict[int, str]) -> list[Worker]:
+def node_env(spec: StackSpec, node: NodePlan) -> dict[str, str]:
+    """``node.env`` entries of a prefill or decode node (none for a regular node).
+
+    ``SGLANG_POOL`` (``prefill``/``decode``), ``SGLANG_KV_TRANSPORT`` (``mooncake``/``nixl``:
+    ``sglang-server-run`` then runs ``sglang-kv-transport watch``, which stops the server when
+    the engine did not choose EFA) and ``SGLANG_KV_DEVICES`` (Mooncake only: where
+    ``sglang-kv-transport devices`` writes the per-GPU EFA device map at boot).
+    """
+    if node.role == "regular":
+        return {}
+    return {
+        "SGLANG_POOL": node.role,
+        "SGLANG_KV_TRANSPORT": spec.pd_transfer_backend,
+        "SGLANG_KV_DEVICES": IB_DEVICE_FILE if spec.pd_transfer_backend == "mooncake" else "",
+    }
+
+
+def image_build_args(spec: StackSpec) -> dict[str, str]:
+    """Extra ``docker/Dockerfile`` build args of a PD stack: ``KV_TRANSFER_ENGINE`` =
+    ``mooncake`` or ``nixl`` (the Dockerfile installs that engine's EFA build). Empty without
+    PD, so the other stacks' build (and their image digest) does not change."""
+    return {"KV_TRANSFER_ENGINE": spec.pd_transfer_backend} if enabled(spec) else {}
+
+
+def pd_workers(layout: Layout, head_ips: Mapping[int, str]) -> list[Worker]:
     """Rank 0 of every server as a router worker, prefill servers first.
 
     Args:
@@ -254,3 +282,33 @@ def pd_workers(layout: Layout, head_ips: dict[int, str]) -> list[Worker]:
     return [
         Worker(f"http://{head_ips[s.group]}:{s.port}", s.role, s.bootstrap_port) for s in layout.servers
     ]
+
+
+def pd_document(plan: ClusterPlan, head_ips: Mapping[int, str]) -> dict[str, object]:
+    """The plan JSON's ``pd`` section (``{}`` for a stack without PD).
+
+    Returns:
+        ``{"pd": {"transfer_backend", "container_env", "pools": {role: {"instance_type",
+        "tp_size", "replicas", "nodes"}}, "workers": [{"url", "role", "bootstrap_port"}]}}``;
+        ``workers`` is :func:`pd_workers`, what the PD-mode gateway is started with.
+    """
+    spec = plan.spec
+    if not enabled(spec):
+        return {}
+    pools: dict[str, object] = {}
+    for role in POOLS:
+        ps = pool_spec(spec, role)
+        pools[role] = {
+            "instance_type": ps.instance_type,
+            "tp_size": ps.tp_size,
+            "replicas": ps.replicas,
+            "nodes": [n.name for n in plan.layout.nodes if n.role == role],
+        }
+    return {
+        "pd": {
+            "transfer_backend": spec.pd_transfer_backend,
+            "container_env": transfer_env(spec),
+            "pools": pools,
+            "workers": [asdict(w) for w in pd_workers(plan.layout, head_ips)],
+        }
+    }

@@ -18,8 +18,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from infra.planning import syntax
-from infra.spec import model as model_keys
 from infra.spec import disaggregation, network, router, server, storage
+from infra.spec import model as model_keys
 from infra.spec.backend import BackendKeys
 from infra.spec.base import PROJECT, SpecError, no_newline, qualified
 from infra.spec.compute import ComputeKeys
