@@ -66,6 +66,11 @@ KEYS = (
     "moe_a2a_backend",
     "trust_remote_code",
     "device",
+    # prefill/decode pools (infra/planning/pd.py)
+    "disaggregation_mode",
+    "disaggregation_transfer_backend",
+    "disaggregation_bootstrap_port",
+    "disaggregation_ib_device",
 )
 
 
