@@ -197,8 +197,9 @@ def _check_parallelism(spec: StackSpec, shape: ModelShape, node: InstanceType) -
         )
 
 
-def plan_layout(spec: StackSpec) -> Layout:
-    """Plan servers and nodes for ``spec``.
+def plan_layout(spec: StackSpec, role: Role = "regular") -> Layout:
+    """Plan servers and nodes for ``spec`` (one PD pool's spec with its ``role``,
+    :mod:`infra.planning.pd`; the role only changes the memory-fit figures).
 
     Returns:
         The :class:`Layout`; ``len(layout.nodes)`` GPU nodes of ``spec.instance_type``.
@@ -269,7 +270,7 @@ def plan_layout(spec: StackSpec) -> Layout:
             f"{gpus} GPUs), not {spec.node_count}; fix node_count or the layout keys",
         )
 
-    memory = check_memory_fit(spec, shape, node)
+    memory = check_memory_fit(spec, shape, node, role)
 
     servers: list[ServerPlan] = []
     for index in range(spec.replicas):

@@ -160,7 +160,7 @@ def plan_pd_layout(spec: StackSpec) -> Layout:
     layouts: list[Layout] = []
     for role in POOLS:
         try:
-            lay = plan_layout(pool_spec(spec, role))
+            lay = plan_layout(pool_spec(spec, role), role)
         except SpecError as e:
             raise _pool_error(e, role) from None
         layouts.append(lay)
@@ -279,9 +279,7 @@ def pd_workers(layout: Layout, head_ips: Mapping[int, str]) -> list[Worker]:
         its bootstrap port. Ranks >= 1 are never registered: they answer ``/health`` but 404
         requests (``shared/reference/sglang-serving.md``).
     """
-    return [
-        Worker(f"http://{head_ips[s.group]}:{s.port}", s.role, s.bootstrap_port) for s in layout.servers
-    ]
+    return [Worker(f"http://{head_ips[s.group]}:{s.port}", s.role, s.bootstrap_port) for s in layout.servers]
 
 
 def pd_document(plan: ClusterPlan, head_ips: Mapping[int, str]) -> dict[str, object]:

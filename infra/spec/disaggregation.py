@@ -67,10 +67,16 @@ class DisaggregationKeys(Keys):
     prefill_instance_type: str = Field(
         "", description="EC2 instance type of the prefill nodes; empty = instance_type."
     )
-    prefill_tp_size: int = Field(0, ge=0, description="Tensor parallel size of each prefill server; 0 = tp_size.")
+    prefill_tp_size: int = Field(
+        0, ge=0, description="Tensor parallel size of each prefill server; 0 = tp_size."
+    )
     prefill_replicas: int = Field(1, ge=1, description="Number of prefill servers.")
-    decode_instance_type: str = Field("", description="EC2 instance type of the decode nodes; empty = instance_type.")
-    decode_tp_size: int = Field(0, ge=0, description="Tensor parallel size of each decode server; 0 = tp_size.")
+    decode_instance_type: str = Field(
+        "", description="EC2 instance type of the decode nodes; empty = instance_type."
+    )
+    decode_tp_size: int = Field(
+        0, ge=0, description="Tensor parallel size of each decode server; 0 = tp_size."
+    )
     decode_replicas: int = Field(1, ge=1, description="Number of decode servers.")
 
     @field_validator("prefill_instance_type", "decode_instance_type")
