@@ -135,7 +135,7 @@ def test_regular_stacks_carry_no_pd_script() -> None:
     assert "pd" not in doc
     for node in doc["nodes"]:
         assert "path: /usr/local/bin/sglang-kv-transport" not in node["user_data"]
-        assert "SGLANG_KV_TRANSPORT=" not in node["user_data"]
+        assert "\n    SGLANG_KV_TRANSPORT=" not in node["user_data"]  # no node.env entry
 
 
 def test_pool_worker_list_is_the_gateway_shape() -> None:
