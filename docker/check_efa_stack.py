@@ -225,6 +225,7 @@ def check_sglang_version(expected: str) -> list[str]:
 
 EFA_BUILD_MARKER = b"Installing EFA transport as requested by protocol parameter"
 DRIVER_LIBS = ("libcuda.so", "libnvidia-ml.so")
+_DRIVER_SYMBOL = re.compile(r"undefined symbol: (cu[A-Z]|nvml)")
 """NVIDIA driver libraries: absent while building, mounted into the container at run time."""
 
 
@@ -236,10 +237,15 @@ def check_engine_library(lib: Path, libfabric_dir: str) -> list[str]:
     """``ldd -r`` of a transfer-engine library: resolves (driver libraries aside) and binds
     ``libfabric.so.1`` inside ``libfabric_dir``."""
     rc, out = ldd(str(lib), relocations=True)
+    # Missing driver libraries leave their own symbols undefined too (the CUDA driver API is
+    # cu*, NVML nvml*): both come with the driver at run time.
+    no_driver = any(d in line and "not found" in line for line in out.splitlines() for d in DRIVER_LIBS)
     bad = [
         line.strip()
         for line in out.splitlines()
-        if _BAD_LINE.search(line) and not any(d in line for d in DRIVER_LIBS)
+        if _BAD_LINE.search(line)
+        and not any(d in line for d in DRIVER_LIBS)
+        and not (no_driver and _DRIVER_SYMBOL.search(line))
     ]
     problems = [f"ldd -r {lib}:\n    " + "\n    ".join(bad)] if bad or (rc != 0 and not out) else []
     fabric = resolved_libraries(out).get("libfabric.so.1", "")
