@@ -230,7 +230,10 @@ def transfer_env(spec: StackSpec) -> dict[str, str]:
 
     Mooncake: ``MOONCAKE_PROTOCOL=efa`` (SGLang ``environ.py``; default ``rdma``) and
     ``FI_HMEM=cuda`` (libfabric's HMEM interface for GPU buffers; the EFA wheel does not set it,
-    Mooncake ``efa_context.cpp`` only defaults it to ``system`` in non-CUDA builds).
+    Mooncake ``efa_context.cpp`` only defaults it to ``system`` in non-CUDA builds), and
+    ``GLOG_logtostderr=1``: Mooncake logs through glog without ``InitGoogleLogging``, which
+    writes to stderr, but glog initialized by anything else in the process would send the
+    lines the boot check reads to files under ``/tmp`` inside the container.
     NIXL: ``SGLANG_DISAGGREGATION_NIXL_BACKEND=LIBFABRIC`` (SGLang ``environ.py``; default
     ``UCX``) and ``NIXL_LOG_LEVEL=INFO`` (NIXL ``src/utils/common/nixl_log.cpp``; default WARN
     hides the ``Created N rails using provider=efa`` line the boot check reads).
@@ -238,7 +241,7 @@ def transfer_env(spec: StackSpec) -> dict[str, str]:
     if not enabled(spec):
         return {}
     if spec.pd_transfer_backend == "mooncake":
-        return {"MOONCAKE_PROTOCOL": "efa", "FI_HMEM": "cuda"}
+        return {"MOONCAKE_PROTOCOL": "efa", "FI_HMEM": "cuda", "GLOG_logtostderr": "1"}
     return {"SGLANG_DISAGGREGATION_NIXL_BACKEND": "LIBFABRIC", "NIXL_LOG_LEVEL": "INFO"}
 
 

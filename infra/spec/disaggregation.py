@@ -18,10 +18,17 @@ if TYPE_CHECKING:
     from infra.spec.stack import StackSpec
 
 TRANSFER_ENV_KEYS: frozenset[str] = frozenset(
-    {"MOONCAKE_PROTOCOL", "FI_HMEM", "MC_FORCE_TCP", "SGLANG_DISAGGREGATION_NIXL_BACKEND", "NIXL_LOG_LEVEL"}
+    {
+        "MOONCAKE_PROTOCOL",
+        "FI_HMEM",
+        "GLOG_logtostderr",
+        "MC_FORCE_TCP",
+        "SGLANG_DISAGGREGATION_NIXL_BACKEND",
+        "NIXL_LOG_LEVEL",
+    }
 )
-"""``server_env`` names refused with PD: the project sets the first two (Mooncake) or the last
-two (NIXL) so the KV transfer runs on EFA and says so in the log; ``MC_FORCE_TCP=1`` makes
+"""``server_env`` names refused with PD: the project sets the first three (Mooncake) or the
+last two (NIXL) so the KV transfer runs on EFA and says so in the log; ``MC_FORCE_TCP=1`` makes
 Mooncake install its TCP transport (Mooncake ``transfer_engine_impl.cpp``)."""
 
 OWNED_PD_FLAGS: dict[str, str] = {

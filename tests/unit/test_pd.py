@@ -81,7 +81,7 @@ def test_nixl_renders_no_device_flag_and_its_own_env() -> None:
 
 def test_mooncake_env_and_no_env_without_pd() -> None:
     env = container_env(parse_config(pd_config()), parse_config(pd_config()).node_type)
-    assert env["MOONCAKE_PROTOCOL"] == "efa" and env["FI_HMEM"] == "cuda"
+    assert env["MOONCAKE_PROTOCOL"] == "efa" and env["FI_HMEM"] == "cuda" and env["GLOG_logtostderr"] == "1"
     regular = container_env(parse_config(base_config()), parse_config(base_config()).node_type)
     assert not {"MOONCAKE_PROTOCOL", "FI_HMEM", "SGLANG_DISAGGREGATION_NIXL_BACKEND"} & set(regular)
 
