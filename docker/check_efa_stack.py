@@ -35,8 +35,9 @@ Checks, each printed as ``ok``/``FAIL`` with the evidence:
    ``docs/source/design/transfer-engine/efa_transport.md``), and is the EFA build: it carries
    the string ``Installing EFA transport as requested by protocol parameter`` that only the
    ``USE_EFA`` build of ``mooncake-integration/transfer_engine/transfer_engine_py.cpp`` has.
-   With ``--kv-engine nixl``: NIXL's ``libplugin_LIBFABRIC.so`` is installed, resolves, and
-   binds ``libfabric.so.1`` to ``--libfabric-dir``.
+   With ``--kv-engine nixl``: the ``nixl`` meta module (what SGLang imports) and ``nixl_cu13``
+   are installed, and NIXL's ``libplugin_LIBFABRIC.so`` resolves and binds ``libfabric.so.1``
+   to ``--libfabric-dir``.
 
 Exit status: 0 when every check passed, 1 otherwise.
 """
@@ -278,6 +279,10 @@ def check_kv_engine(engine: str, libfabric_dir: str) -> list[str]:
             problems.append(f"{libs[0]} is not Mooncake's EFA build (no EFA transport installer in it)")
         return problems
     if engine == "nixl":
+        owners = importlib.metadata.packages_distributions()
+        missing = [m for m in ("nixl", "nixl_cu13") if m not in owners]
+        if missing:
+            return [f"NIXL module(s) {', '.join(missing)} not installed (SGLang imports nixl._api)"]
         plugins = sorted(p for d in _site_dirs() for p in d.glob("*nixl*/**/libplugin_LIBFABRIC*.so"))
         if not plugins:
             return ["NIXL's libplugin_LIBFABRIC.so not found (NIXL would fall back to UCX or fail)"]

@@ -103,6 +103,10 @@ def test_engine_bound_to_another_libfabric_fails(stack: Stack, tmp_path: Path) -
 
 
 def test_nixl_libfabric_plugin(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
+    nothing = kv_gate(stack, "nixl", tmp_path)
+    assert nothing.returncode == 1 and "nixl, nixl_cu13 not installed" in nothing.stdout
+    _dist(tmp_path, "nixl", "nixl")
+    _dist(tmp_path, "nixl_cu13", "nixl_cu13")
     missing = kv_gate(stack, "nixl", tmp_path)
     assert missing.returncode == 1 and "libplugin_LIBFABRIC.so not found" in missing.stdout
     plugins = tmp_path / ".nixl_cu13.mesonpy.libs" / "plugins"
