@@ -111,7 +111,8 @@ def check(spec: StackSpec) -> None:
             with it: ``replicas`` other than 1, a pool type without EFA and GPUDirect RDMA (the
             KV cache moves GPU to GPU over EFA: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa.html),
             a capacity reservation with two pool types (a reservation holds one type), a
-            ``server_env`` entry in :data:`TRANSFER_ENV_KEYS`, an owned ``--disaggregation-*``
+            ``server_env`` entry in :data:`TRANSFER_ENV_KEYS` or a CUDA VMM allocator with
+            Mooncake (SGLang refuses it on EFA), an owned ``--disaggregation-*``
             flag in ``extra_server_args``, or a bootstrap port within 1000 of ``server_port`` or
             ``dist_init_port``.
     """
@@ -153,6 +154,23 @@ def check(spec: StackSpec) -> None:
             qualified("server_env"),
             f"{bad_env[0]} is set by the project for pd_transfer_backend {spec.pd_transfer_backend} "
             "(the KV transfer must run on EFA and log its choice for the boot check); remove it",
+        )
+    env = spec.env_map
+    alloc = ",".join(env.get(k, "") for k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")).replace(
+        " ", ""
+    )
+    pool = env.get("SGLANG_MOONCAKE_CUSTOM_MEM_POOL", "").upper()
+    if spec.pd_transfer_backend == "mooncake" and (
+        "expandable_segments:true" in alloc.lower() or pool in ("NVLINK", "BAREX")
+    ):
+        # SGLang 0.5.23 refuses both with MOONCAKE_PROTOCOL=efa at start (disaggregation/mooncake/
+        # utils.py _validate_efa_allocator_compatibility): libfabric's EFA provider cannot move
+        # CUDA VMM allocations.
+        raise SpecError(
+            qualified("server_env"),
+            "CUDA VMM allocations (expandable_segments:True, SGLANG_MOONCAKE_CUSTOM_MEM_POOL "
+            "NVLINK/BAREX) cannot be transferred by libfabric's EFA provider, and SGLang refuses "
+            "them with Mooncake over EFA; remove them",
         )
     for arg in spec.extra_server_args:
         flag = arg.split("=", 1)[0]

@@ -247,3 +247,24 @@ def test_watcher_waits_for_every_rank_then_passes(tmp_path: Path) -> None:
     assert "KV transfer (mooncake): efa" in err
     assert not (tmp_path / "run" / "sglang" / "server-0.kv-transport-failed").exists()
     assert "kill" not in (tmp_path / "docker.calls").read_text()
+
+
+def test_watcher_warns_once_when_no_engine_line_comes(tmp_path: Path) -> None:
+    """Hidden or late engine lines: one WARNING after SGLANG_KV_WAIT_SECS, then it keeps watching
+    (a verdict still stops the server when the lines come)."""
+    env = _node(tmp_path, [logs.start()])
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "watch", "0", "--interval", "0.02"],
+        env={**env, "SGLANG_KV_TRANSPORT": "mooncake", "SGLANG_KV_WAIT_SECS": "0.1"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert first.startswith("WARNING: server 0: KV transfer (mooncake) NOT checked yet")
+    (tmp_path / "docker.log").write_text(
+        "\n".join(logs.mooncake(8, ("Using RDMA transport (RoCE/iWARP)",))) + "\n"
+    )
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 1
+    assert "WARNING" not in rest and "is rdma, not EFA" in rest

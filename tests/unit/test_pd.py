@@ -182,6 +182,11 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         "sglang-cluster:server_env",
     ),
     (
+        "CUDA VMM allocator with mooncake over EFA",
+        {"pd_disaggregation": True, "server_env": ["PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"]},
+        "sglang-cluster:server_env",
+    ),
+    (
         "transfer backend in extra args",
         {
             "pd_disaggregation": True,
