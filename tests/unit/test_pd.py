@@ -139,13 +139,16 @@ def test_regular_stacks_carry_no_pd_script() -> None:
 
 
 def test_pool_worker_list_is_the_gateway_shape() -> None:
-    from dataclasses import fields
+    """Same fields, order and defaults as the gateway's ``Worker`` (the brief's interface), so
+    the lead can swap this class for ``infra.planning.gateway.Worker``."""
+    from dataclasses import MISSING, fields
 
     assert [(f.name, f.default) for f in fields(Worker)] == [
-        ("url", fields(Worker)[0].default),
+        ("url", MISSING),
         ("role", "regular"),
         ("bootstrap_port", None),
     ]
+    assert Worker.__dataclass_params__.frozen  # type: ignore[attr-defined]  # dataclass internals
 
 
 REFUSED: list[tuple[str, dict[str, Any], str]] = [
