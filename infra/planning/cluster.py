@@ -322,7 +322,9 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
         "SGLANG_MODEL_LEADER": "1" if node.group == 0 and node.is_head else "0",
         "SGLANG_HF_TOKEN_PARAM": plan.secret_params.get("hf_token", ""),
         # require_efa: sglang-server-run watches NCCL's transport and stops a non-EFA server.
-        "SGLANG_REQUIRE_EFA": "1" if require_efa(spec, plan.layout) else "0",
+        # Per node: a PD pool whose servers fit one node does not cross nodes with NCCL even
+        # when the other pool's do (equal to the stack-wide rule for regular stacks).
+        "SGLANG_REQUIRE_EFA": "1" if require_efa(spec, plan.layout) and multi else "0",
         # Group restart of a multi-node server (userdata/sglang-group); nothing on single-node.
         **group_env(node.servers[0]),
         # PD: the pool, and the KV transfer engine sglang-kv-transport checks (empty: no PD).

@@ -98,6 +98,14 @@ def test_pools_of_different_types_and_sizes() -> None:
         ("decode-g1-r1", "p5.48xlarge", 2),
     ]
     from infra.planning.catalog import lookup
+    from infra.planning.cluster import server_node_env
+
+    # NCCL crosses nodes only in the TP16 decode pool: only its nodes enforce require_efa.
+    enforce = {
+        n.name: server_node_env(plan, n, "10.0.0.1", plan.runtime_for_plan())["SGLANG_REQUIRE_EFA"]
+        for n in plan.layout.nodes
+    }
+    assert enforce == {"prefill-g0-r0": "0", "decode-g1-r0": "1", "decode-g1-r1": "1"}
 
     assert plan.estimates.hourly_cost_usd == round(
         (lookup("p5en.48xlarge").hourly_usd or 0)
