@@ -25,6 +25,19 @@ Checks, each printed as ``ok``/``FAIL`` with the evidence:
 6. With ``--sglang-version V``: the installed ``sglang`` distribution is exactly ``V`` (the
    version whose flags the project renders).
 7. Report only: whether ``libgdrapi.so`` (GDRCopy, optional for aws-ofi-nccl) loads.
+8. With ``--kv-engine mooncake`` (prefill/decode stacks): the ``mooncake`` package comes from
+   an EFA wheel (``mooncake-transfer-engine-efa*``) and no plain ``mooncake-transfer-engine``
+   is installed beside it (both own ``mooncake/``); its ``engine*.so`` resolves every library
+   and symbol version (``ldd -r``; only the NVIDIA driver's own libraries may be missing at
+   build time, nvidia-container-toolkit mounts them at run time), binds ``libfabric.so.1`` to
+   ``--libfabric-dir`` (one libfabric for Mooncake and aws-ofi-nccl, or whichever opens the EFA
+   device first leaves the other an empty provider list, Mooncake
+   ``docs/source/design/transfer-engine/efa_transport.md``), and is the EFA build: it carries
+   the string ``Installing EFA transport as requested by protocol parameter`` that only the
+   ``USE_EFA`` build of ``mooncake-integration/transfer_engine/transfer_engine_py.cpp`` has.
+   With ``--kv-engine nixl``: the ``nixl`` meta module (what SGLang imports) and ``nixl_cu13``
+   are installed, and NIXL's ``libplugin_LIBFABRIC.so`` resolves and binds ``libfabric.so.1``
+   to ``--libfabric-dir``.
 
 Exit status: 0 when every check passed, 1 otherwise.
 """
@@ -211,6 +224,72 @@ def check_sglang_version(expected: str) -> list[str]:
     return []
 
 
+EFA_BUILD_MARKER = b"Installing EFA transport as requested by protocol parameter"
+DRIVER_LIBS = ("libcuda.so", "libnvidia-ml.so")
+_DRIVER_SYMBOL = re.compile(r"undefined symbol: (cu[A-Z]|nvml)")
+"""NVIDIA driver libraries: absent while building, mounted into the container at run time."""
+
+
+def _site_dirs() -> list[Path]:
+    return [Path(p) for p in sys.path if p and Path(p).is_dir()]
+
+
+def check_engine_library(lib: Path, libfabric_dir: str) -> list[str]:
+    """``ldd -r`` of a transfer-engine library: resolves (driver libraries aside) and binds
+    ``libfabric.so.1`` inside ``libfabric_dir``."""
+    rc, out = ldd(str(lib), relocations=True)
+    # Missing driver libraries leave their own symbols undefined too (the CUDA driver API is
+    # cu*, NVML nvml*): both come with the driver at run time.
+    no_driver = any(d in line and "not found" in line for line in out.splitlines() for d in DRIVER_LIBS)
+    bad = [
+        line.strip()
+        for line in out.splitlines()
+        if _BAD_LINE.search(line)
+        and not any(d in line for d in DRIVER_LIBS)
+        and not (no_driver and _DRIVER_SYMBOL.search(line))
+    ]
+    problems = [f"ldd -r {lib}:\n    " + "\n    ".join(bad)] if bad or (rc != 0 and not out) else []
+    fabric = resolved_libraries(out).get("libfabric.so.1", "")
+    want = str(Path(libfabric_dir).resolve())
+    if not fabric or fabric == "not":
+        problems.append(f"{lib} does not link libfabric.so.1 (not an EFA build)")
+    elif not str(Path(fabric).resolve()).startswith(want + os.sep):
+        problems.append(
+            f"{lib} binds libfabric.so.1 to {fabric}, not the EFA installer's copy in {libfabric_dir}"
+        )
+    return problems
+
+
+def check_kv_engine(engine: str, libfabric_dir: str) -> list[str]:
+    """Check 8: the prefill/decode KV transfer engine is an EFA build on the installer's libfabric."""
+    if engine == "mooncake":
+        owners = importlib.metadata.packages_distributions().get("mooncake", [])
+        efa = [d for d in owners if d.lower().replace("_", "-").startswith("mooncake-transfer-engine-efa")]
+        problems = []
+        if not efa:
+            problems.append(f"the mooncake package comes from {owners or 'nothing'}, not an EFA wheel")
+        plain = [d for d in owners if d not in efa]
+        if plain:
+            problems.append(f"{', '.join(plain)} also installs mooncake/ (no EFA transport): uninstall it")
+        libs = sorted(lib for d in _site_dirs() for lib in (d / "mooncake").glob("engine*.so"))
+        if not libs:
+            return [*problems, "mooncake/engine*.so not found"]
+        problems += check_engine_library(libs[0], libfabric_dir)
+        if EFA_BUILD_MARKER not in libs[0].read_bytes():
+            problems.append(f"{libs[0]} is not Mooncake's EFA build (no EFA transport installer in it)")
+        return problems
+    if engine == "nixl":
+        owners = importlib.metadata.packages_distributions()
+        missing = [m for m in ("nixl", "nixl_cu13") if m not in owners]
+        if missing:
+            return [f"NIXL module(s) {', '.join(missing)} not installed (SGLang imports nixl._api)"]
+        plugins = sorted(p for d in _site_dirs() for p in d.glob("*nixl*/**/libplugin_LIBFABRIC*.so"))
+        if not plugins:
+            return ["NIXL's libplugin_LIBFABRIC.so not found (NIXL would fall back to UCX or fail)"]
+        return check_engine_library(plugins[0], libfabric_dir)
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every check; print each result; return 0 only when all passed."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -218,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--libfabric-dir", default=DEFAULT_LIBFABRIC_DIR)
     ap.add_argument("--sglang-version", default="")
     ap.add_argument("--no-torch", action="store_true", help="skip the torch NCCL check")
+    ap.add_argument("--kv-engine", choices=("none", "mooncake", "nixl"), default="none")
     args = ap.parse_args(argv)
 
     ld_path = os.environ.get("LD_LIBRARY_PATH", "")
@@ -233,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         checks.append(("torch NCCL", check_torch_nccl()))
     if args.sglang_version:
         checks.append(("sglang version", check_sglang_version(args.sglang_version)))
+    if args.kv_engine != "none":
+        checks.append((f"{args.kv_engine} on EFA", check_kv_engine(args.kv_engine, args.libfabric_dir)))
     report_gdrcopy()
     failed = False
     for name, problems in checks:

@@ -94,7 +94,9 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 
 def _plan_document(run: Any) -> dict[str, Any]:
+    from infra.planning.catalog import lookup
     from infra.planning.cluster import router_boot, server_node_processes
+    from infra.planning.efa import efa_count, network_interfaces
     from infra.planning.userdata import unpack_b64
 
     plan = run.plan
@@ -118,12 +120,14 @@ def _plan_document(run: Any) -> dict[str, Any]:
         nodes.append(
             {
                 "name": node.name,
-                "role": "server",
+                "role": "server" if node.role == "regular" else node.role,
                 "group": node.group,
                 "node_rank": node.rank,
-                "instance_type": plan.node_type.name,
+                "instance_type": node.instance_type or plan.node_type.name,
                 "private_ip": run.ips[node.name],
-                "efa_interfaces": plan.efa_interfaces,
+                "efa_interfaces": efa_count(network_interfaces(lookup(node.instance_type)))
+                if node.instance_type and node.instance_type != plan.node_type.name
+                else plan.efa_interfaces,
                 "processes": [{"argv": a} for a in processes],
                 "user_data": user_data[node.name],
                 "user_data_bytes": sizes[node.name],
@@ -144,7 +148,9 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "user_data_encoding": "gzip",
         }
     )
-    return _common_document(run, nodes)
+    from infra.planning.pd import pd_document
+
+    return {**_common_document(run, nodes), **pd_document(plan, heads)}
 
 
 def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -288,6 +294,17 @@ def render_table(doc: dict[str, Any]) -> str:
         f"of a {mem['static_pool']} GiB static pool ({mem['gpu']} GiB GPU)",
         f"Image: {doc['image']['summary']}",
         f"Endpoint: {_endpoint_line(doc)}",
+    ]
+    if "pd" in doc:
+        pools = doc["pd"]["pools"]
+        lines.append(
+            f"Prefill/decode over EFA ({doc['pd']['transfer_backend']}): "
+            + "; ".join(
+                f"{role} {p['replicas']} x TP{p['tp_size']} on {p['instance_type']}"
+                for role, p in pools.items()
+            )
+        )
+    lines += [
         "",
     ]
     rows = [("NODE", "ROLE", "TYPE", "PRIVATE IP", "EFA", "USER DATA", "PROCESSES")]

@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from infra.planning import flags
+from infra.planning import flags, pd
 from infra.planning.cluster import ClusterPlan
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +115,11 @@ class ServingImage(pulumi.ComponentResource):
                 context=BUILD_DIR,
                 dockerfile=f"{BUILD_DIR}/Dockerfile",
                 platform="linux/amd64",
-                args={"BASE_IMAGE": spec.image, "SGLANG_VERSION": flags.SGLANG_VERSION},
+                args={
+                    "BASE_IMAGE": spec.image,
+                    "SGLANG_VERSION": flags.SGLANG_VERSION,
+                    **pd.image_build_args(spec),  # PD stacks only: the transfer engine
+                },
             )
         else:
             build = docker.DockerBuildArgs(

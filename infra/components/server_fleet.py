@@ -17,7 +17,9 @@ import pulumi_aws as aws
 
 from infra.components.capacity import market_options, reservation_target
 from infra.components.launch import imdsv2, root_volume
+from infra.planning.catalog import lookup
 from infra.planning.cluster import ClusterPlan, Runtime, server_node_boot
+from infra.planning.efa import network_interfaces
 from infra.planning.userdata import pack_b64
 
 
@@ -51,37 +53,50 @@ class ServerFleet(pulumi.ComponentResource):
         cap = plan.capacity
         placement_name: pulumi.Input[str] | None = pg.name if pg else (cap.placement_group_name or None)
 
-        interfaces = [
-            aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-                network_card_index=i.network_card_index,
-                device_index=i.device_index,
-                interface_type=i.interface_type,
-                subnet_id=subnet_id,
-                security_groups=[security_group_id],
-                delete_on_termination="true",
-                # No public-IP flag at all: multi-interface launches never get a public IPv4.
+        def launch_template(logical: str, instance_type: str) -> aws.ec2.InstanceLaunchTemplateArgs:
+            interfaces = [
+                aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                    network_card_index=i.network_card_index,
+                    device_index=i.device_index,
+                    interface_type=i.interface_type,
+                    subnet_id=subnet_id,
+                    security_groups=[security_group_id],
+                    delete_on_termination="true",
+                    # No public-IP flag at all: multi-interface launches never get a public IPv4.
+                )
+                for i in (
+                    plan.interfaces
+                    if instance_type == plan.node_type.name
+                    else network_interfaces(lookup(instance_type))
+                )
+            ]
+            lt = aws.ec2.LaunchTemplate(
+                logical,
+                description=f"SGLang {instance_type} nodes of stack {plan.stack}",
+                image_id=plan.image_id,
+                instance_type=instance_type,
+                network_interfaces=interfaces,
+                placement=(
+                    aws.ec2.LaunchTemplatePlacementArgs(group_name=placement_name) if placement_name else None
+                ),
+                # A targeted launch never falls back to on-demand capacity.
+                capacity_reservation_specification=reservation_target(cap),
+                instance_market_options=market_options(cap),
+                metadata_options=imdsv2(),
+                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=instance_profile_arn),
+                block_device_mappings=[root_volume(plan.root_volume_gib)],
+                update_default_version=True,
+                opts=child,
             )
-            for i in plan.interfaces
-        ]
-        lt = aws.ec2.LaunchTemplate(
-            f"{name}-lt",
-            description=f"SGLang {plan.node_type.name} nodes of stack {plan.stack}",
-            image_id=plan.image_id,
-            instance_type=plan.node_type.name,
-            network_interfaces=interfaces,
-            placement=(
-                aws.ec2.LaunchTemplatePlacementArgs(group_name=placement_name) if placement_name else None
-            ),
-            # A targeted launch never falls back to on-demand capacity.
-            capacity_reservation_specification=reservation_target(cap),
-            instance_market_options=market_options(cap),
-            metadata_options=imdsv2(),
-            iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=instance_profile_arn),
-            block_device_mappings=[root_volume(plan.root_volume_gib)],
-            update_default_version=True,
-            opts=child,
-        )
-        template = aws.ec2.InstanceLaunchTemplateArgs(id=lt.id, version=lt.latest_version.apply(str))
+            return aws.ec2.InstanceLaunchTemplateArgs(id=lt.id, version=lt.latest_version.apply(str))
+
+        # One template per instance type: the stack's type keeps the name `<name>-lt`; a PD pool
+        # of another type gets `<name>-lt-<type>` (infra/planning/pd.py).
+        templates = {plan.node_type.name: launch_template(f"{name}-lt", plan.node_type.name)}
+        for node in plan.layout.nodes:
+            t = node.instance_type or plan.node_type.name
+            if t not in templates:
+                templates[t] = launch_template(f"{name}-lt-{t}", t)
 
         self.instances: dict[str, aws.ec2.Instance] = {}
         self.head_ips: dict[int, pulumi.Output[str]] = {}
@@ -94,12 +109,12 @@ class ServerFleet(pulumi.ComponentResource):
             )
             inst = aws.ec2.Instance(
                 node.name,
-                launch_template=template,
+                launch_template=templates[node.instance_type or plan.node_type.name],
                 user_data_base64=user_data,
                 user_data_replace_on_change=True,
                 tags={
                     "Name": f"{plan.stack}-{node.name}",
-                    "sglang:role": "server",
+                    "sglang:role": "server" if node.role == "regular" else node.role,
                     "sglang:group": str(node.group),
                     "sglang:node-rank": str(node.rank),
                 },

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from infra.planning.group import DIST_TIMEOUT_SECS
 from infra.planning.layout import ServerPlan
+from infra.planning.pd import disaggregation_args
 from infra.planning.serving import serving_default_args
 from infra.planning.storage import model_path
 
@@ -40,7 +41,10 @@ def server_argv(spec: StackSpec, server: ServerPlan, node_rank: int, head_ip: st
 
     Returns:
         ``["python3", "-m", "sglang.launch_server", "--model-path", ...]``; the model path is the
-        FSx copy (``/fsx/models/<id>``) when the stack has a model store. Multi-node servers get
+        FSx copy (``/fsx/models/<id>``) when the stack has a model store. A prefill or decode
+        server (``server.role``) gets :func:`infra.planning.pd.disaggregation_args`; pass the
+        pool's spec (:func:`infra.planning.pd.pool_spec`) so ``--tp-size`` is the pool's.
+        Multi-node servers get
         ``--dist-timeout`` (:data:`infra.planning.group.DIST_TIMEOUT_SECS` seconds) and end with
         ``--dist-init-addr HEAD_IP:PORT`` (see :func:`split_dist_init`).
     """
@@ -73,6 +77,8 @@ def server_argv(spec: StackSpec, server: ServerPlan, node_rank: int, head_ip: st
     if spec.trust_remote_code:
         argv.append("--trust-remote-code")
     argv += serving_default_args(spec)
+    # Prefill/decode pools: --disaggregation-mode, transfer backend, bootstrap port, EFA devices.
+    argv += disaggregation_args(spec, server)
     argv += list(spec.extra_server_args)
     if server.nnodes > 1:
         # Group restart (issue 6 part 4): bound the rendezvous and collective waits, unless the

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from infra.planning import argv as argvs
-from infra.planning import flags
+from infra.planning import flags, pd
 from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
-from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType
+from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType, lookup
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
 from infra.planning.group import group_env
 from infra.planning.image import resolve_image
@@ -219,6 +219,8 @@ def container_env(spec: StackSpec, node: InstanceType) -> dict[str, str]:
             env["FI_EFA_USE_DEVICE_RDMA"] = "1"
     if spec.nccl_debug:
         env["NCCL_DEBUG"] = spec.nccl_debug
+    # Prefill/decode pools: the KV transfer engine on EFA (infra/planning/pd.py).
+    env.update(pd.transfer_env(spec))
     env.update(spec.env_map)
     return env
 
@@ -252,6 +254,13 @@ def _estimates(spec: StackSpec, layout: Layout) -> Estimates:
     cost = None
     if gpu_price is not None and router_price is not None:
         cost = round(len(layout.nodes) * gpu_price + router_price, 2)
+    if cost is not None and any(n.instance_type not in ("", spec.instance_type) for n in layout.nodes):
+        # A PD pool of another type, on demand (a reservation holds one type: infra/spec/disaggregation.py).
+        prices = [
+            gpu_price if n.instance_type in ("", spec.instance_type) else lookup(n.instance_type).hourly_usd
+            for n in layout.nodes
+        ]
+        cost = None if None in prices else round(sum(p or 0.0 for p in prices) + (router_price or 0.0), 2)
     if capacity.price_source != source:
         source = f"GPU nodes: {capacity.price_source}; router: {source}"
     return Estimates(layout.total_gpus, cost, source, capacity)
@@ -288,7 +297,8 @@ def _ecr_registry(image: str) -> str:
 def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Runtime) -> dict[str, str]:
     """``/etc/sglang/node.env`` of a GPU node: role, group, rank, nnodes, head address, port,
     image, model store, model source and the *names* of the SSM parameters holding secrets."""
-    multi = plan.layout.nodes_per_server > 1
+    nnodes = node.servers[0].nnodes  # a PD stack's pools may differ
+    multi = nnodes > 1
     spec = plan.spec
     return {
         "SGLANG_STACK": plan.stack,
@@ -296,7 +306,7 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
         "SGLANG_NODE_NAME": node.name,
         "SGLANG_GROUP": str(node.group),
         "SGLANG_NODE_RANK": str(node.rank),
-        "SGLANG_NNODES": str(plan.layout.nodes_per_server),
+        "SGLANG_NNODES": str(nnodes),
         "SGLANG_SLOTS": " ".join(str(s.slot) for s in node.servers),
         "SGLANG_DIST_INIT_HOST": head_ip if multi and not node.is_head else "",
         "SGLANG_DIST_INIT_PORT": str(node.servers[0].dist_init_port) if multi else "",
@@ -313,16 +323,21 @@ def server_node_env(plan: ClusterPlan, node: NodePlan, head_ip: str, runtime: Ru
         "SGLANG_MODEL_LEADER": "1" if node.group == 0 and node.is_head else "0",
         "SGLANG_HF_TOKEN_PARAM": plan.secret_params.get("hf_token", ""),
         # require_efa: sglang-server-run watches NCCL's transport and stops a non-EFA server.
-        "SGLANG_REQUIRE_EFA": "1" if require_efa(spec, plan.layout) else "0",
+        # Per node: a PD pool whose servers fit one node does not cross nodes with NCCL even
+        # when the other pool's do (equal to the stack-wide rule for regular stacks).
+        "SGLANG_REQUIRE_EFA": "1" if require_efa(spec, plan.layout) and multi else "0",
         # Group restart of a multi-node server (userdata/sglang-group); nothing on single-node.
         **group_env(node.servers[0]),
+        # PD: the pool, and the KV transfer engine sglang-kv-transport checks (empty: no PD).
+        **pd.node_env(spec, node),
     }
 
 
 def server_node_processes(plan: ClusterPlan, node: NodePlan, head_ip: str) -> list[list[str]]:
     """Full argv of every server rank on ``node`` (what :func:`server_node_boot` shows as
     ``processes``), without rendering the user data."""
-    return [argvs.server_argv(plan.spec, s, node.rank, head_ip) for s in node.servers]
+    spec = pd.pool_spec(plan.spec, node.role) if node.role != "regular" else plan.spec
+    return [argvs.server_argv(spec, s, node.rank, head_ip) for s in node.servers]
 
 
 def server_node_boot(
@@ -462,7 +477,7 @@ def plan_cluster(
         SpecError: any layout, capacity, memory, disk or user-data-size problem, naming the key.
     """
     check_region(spec, region)
-    layout = plan_layout(spec)
+    layout = pd.plan_pd_layout(spec) if pd.enabled(spec) else plan_layout(spec)
     check_private_subnet_room(spec, layout)
     check_capacity(spec, region)
     spec = resolve_image(spec, layout)  # image_source "auto" resolved; EFA-less images refused

@@ -55,7 +55,9 @@ def image_source(spec: StackSpec, layout: Layout) -> ImageSource:
     """
     if spec.image_source != "auto":
         return spec.image_source
-    if crosses_nodes_over_efa(spec, layout) and not spec.image_efa_complete:
+    # Prefill/decode pools move the KV cache over EFA: the image needs the EFA stack and the
+    # transfer engine's EFA build (docker/Dockerfile, KV_TRANSFER_ENGINE) even on one node.
+    if (crosses_nodes_over_efa(spec, layout) or spec.pd_disaggregation) and not spec.image_efa_complete:
         return "build"
     return "uri"
 
@@ -68,7 +70,18 @@ def check_image(spec: StackSpec, layout: Layout, source: ImageSource) -> None:
             an EFA type, the image is run as given (``uri``/``mirror``), the user has not stated
             ``image_efa_complete: true`` and EFA is required.
     """
-    if source == "build" or spec.image_efa_complete or not efa_required(spec):
+    if source == "build" or spec.image_efa_complete:
+        return
+    if spec.pd_disaggregation:
+        raise SpecError(
+            qualified("image_source"),
+            f"{source} runs {spec.image} as is, but prefill/decode pools move the KV cache over "
+            f"EFA with {spec.pd_transfer_backend}, which needs the EFA installer's libfabric and "
+            "the transfer engine's EFA build in the image; SGLang's public image has neither. "
+            "Leave image_source unset (auto builds docker/Dockerfile with KV_TRANSFER_ENGINE) or "
+            f"set it to build; or set image_efa_complete true if {spec.image} carries both",
+        )
+    if not efa_required(spec):
         return
     if not crosses_nodes_over_efa(spec, layout):
         return

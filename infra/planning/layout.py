@@ -19,11 +19,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from infra.planning.catalog import InstanceType
 from infra.planning.memory import MemoryFit, check_memory_fit
 from infra.planning.shapes import ModelShape
 from infra.spec import SpecError, StackSpec, qualified
+
+Role = Literal["regular", "prefill", "decode"]
+"""What a server does: serve whole requests (``regular``), or one side of prefill/decode
+disaggregation (``--disaggregation-mode prefill|decode``, :mod:`infra.planning.pd`)."""
 
 SERVER_PORT_STRIDE = 10
 """Port distance between servers packed on one node. SGLang 0.5.23 also binds
@@ -48,6 +53,9 @@ class ServerPlan:
         base_gpu_id: first GPU on each node (``--base-gpu-id``).
         port: HTTP port (``--port``); rank 0's is the router worker URL.
         dist_init_port: port of ``--dist-init-addr`` (used when ``nnodes > 1``).
+        role: ``regular``, or ``prefill``/``decode`` in a disaggregated stack.
+        bootstrap_port: ``--disaggregation-bootstrap-port`` of a prefill server (the port its
+            decode peers fetch KV-transfer metadata from); ``None`` for other roles.
     """
 
     index: int
@@ -59,6 +67,8 @@ class ServerPlan:
     base_gpu_id: int
     port: int
     dist_init_port: int
+    role: Role = "regular"
+    bootstrap_port: int | None = None
 
     @property
     def name(self) -> str:
@@ -75,12 +85,20 @@ class NodePlan:
         group: node group index.
         rank: node rank inside the group (``--node-rank`` of its multi-node server).
         servers: servers with a rank on this node, by slot.
+        instance_type: EC2 type of this node; ``""`` = the spec's ``instance_type`` (a
+            disaggregated stack gives each pool its own type).
     """
 
     name: str
     group: int
     rank: int
     servers: tuple[ServerPlan, ...]
+    instance_type: str = ""
+
+    @property
+    def role(self) -> Role:
+        """The role of the node's servers (one pool per node group)."""
+        return self.servers[0].role if self.servers else "regular"
 
     @property
     def is_head(self) -> bool:
@@ -179,8 +197,9 @@ def _check_parallelism(spec: StackSpec, shape: ModelShape, node: InstanceType) -
         )
 
 
-def plan_layout(spec: StackSpec) -> Layout:
-    """Plan servers and nodes for ``spec``.
+def plan_layout(spec: StackSpec, role: Role = "regular") -> Layout:
+    """Plan servers and nodes for ``spec`` (one PD pool's spec with its ``role``,
+    :mod:`infra.planning.pd`; the role only changes the memory-fit figures).
 
     Returns:
         The :class:`Layout`; ``len(layout.nodes)`` GPU nodes of ``spec.instance_type``.
@@ -251,7 +270,7 @@ def plan_layout(spec: StackSpec) -> Layout:
             f"{gpus} GPUs), not {spec.node_count}; fix node_count or the layout keys",
         )
 
-    memory = check_memory_fit(spec, shape, node)
+    memory = check_memory_fit(spec, shape, node, role)
 
     servers: list[ServerPlan] = []
     for index in range(spec.replicas):

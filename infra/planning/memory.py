@@ -132,6 +132,7 @@ def sglang_mem_fraction_static(
     chunked_prefill_size: int | None = None,
     max_running_requests: int | None = None,
     max_prefill_tokens: int = 16384,
+    disaggregation_mode: str = "null",
 ) -> float:
     """The ``mem_fraction_static`` SGLang 0.5.23 chooses when ``--mem-fraction-static`` is unset.
 
@@ -161,6 +162,10 @@ def sglang_mem_fraction_static(
         max_running_requests: ``--max-running-requests`` when set; caps the decode graph batch.
         max_prefill_tokens: ``--max-prefill-tokens`` (SGLang's default 16384); sizes the
             activation reserve when chunked prefill is off.
+        disaggregation_mode: ``--disaggregation-mode`` (``null``, ``prefill``, ``decode``). A
+            prefill server reserves no decode CUDA graphs (nor their attention-DP padding); a
+            decode server reserves no prefill graphs and sizes the activation reserve by its
+            running requests, ``max(max_running_requests or decode_max_bs, 2048)`` tokens.
 
     Returns:
         The fraction (0..1), rounded to 3 decimals as SGLang rounds it.
@@ -171,14 +176,16 @@ def sglang_mem_fraction_static(
         decode_max_bs = max_running_requests
     prefill_max_bs = min(8192, chunk) if mla else chunk
     activation_tokens = max(chunk if chunk > 0 else max_prefill_tokens, 2048)
+    if disaggregation_mode == "decode":
+        activation_tokens = max(max_running_requests or decode_max_bs or 1, 2048)
 
     reserved = 512 + activation_tokens * 1.5 + tp * pp / 8 * 1024
-    graphs = decode_max_bs * 2.0
-    if attn_dp_size > 1:
+    graphs = 0.0 if disaggregation_mode == "prefill" else decode_max_bs * 2.0
+    if attn_dp_size > 1 and disaggregation_mode != "prefill":
         graphs += decode_max_bs * attn_dp_size * 3
         if decode_max_bs > 300:
             graphs += decode_max_bs * attn_dp_size * 1.5
-    if pp == 1:
+    if pp == 1 and disaggregation_mode != "decode":
         # Breakable prefill graphs are SGLang's default on CUDA, but off by default with PP
         # (cuda_graph_hook.py apply_cuda_graph_compatibility).
         graphs += 1.5 * 1024 if mla else len(_prefill_graph_sizes(prefill_max_bs)) * 8
@@ -204,13 +211,15 @@ def _int_arg(args: list[str], flag: str) -> int | None:
     return None
 
 
-def effective_mem_fraction_static(spec: StackSpec, node: InstanceType) -> float:
+def effective_mem_fraction_static(spec: StackSpec, node: InstanceType, role: str = "regular") -> float:
     """The ``mem_fraction_static`` a server of this stack runs with: the stack's value when set,
     else what SGLang 0.5.23 computes (:func:`sglang_mem_fraction_static`), taking
     ``--chunked-prefill-size``, ``--max-running-requests`` and ``--max-prefill-tokens`` from
     ``extra_server_args``. Other extra flags that move SGLang's choice (speculative decoding,
     PD disaggregation, CUDA graph backends or sizes, ``SGLANG_ENABLE_POST_CAPTURE_KV_SIZING`` in
-    ``server_env``) are not mirrored: set ``mem_fraction_static`` explicitly with them."""
+    ``server_env``) are not mirrored: set ``mem_fraction_static`` explicitly with them.
+    ``role`` is a PD pool's (``prefill``/``decode``, :mod:`infra.planning.pd`), which SGLang
+    reserves for differently."""
     if spec.mem_fraction_static:
         return spec.mem_fraction_static
     prefill_tokens = _int_arg(spec.extra_server_args, "--max-prefill-tokens")
@@ -223,10 +232,13 @@ def effective_mem_fraction_static(spec: StackSpec, node: InstanceType) -> float:
         chunked_prefill_size=_int_arg(spec.extra_server_args, "--chunked-prefill-size"),
         max_running_requests=_int_arg(spec.extra_server_args, "--max-running-requests"),
         max_prefill_tokens=16384 if prefill_tokens is None else prefill_tokens,
+        disaggregation_mode="null" if role == "regular" else role,
     )
 
 
-def check_memory_fit(spec: StackSpec, shape: ModelShape, node: InstanceType) -> MemoryFit:
+def check_memory_fit(
+    spec: StackSpec, shape: ModelShape, node: InstanceType, role: str = "regular"
+) -> MemoryFit:
     """Refuse a layout whose weights leave less than ``min_kv_cache_gib`` of KV cache per GPU.
 
     Raises:
@@ -234,7 +246,7 @@ def check_memory_fit(spec: StackSpec, shape: ModelShape, node: InstanceType) -> 
     """
     from infra.spec import SpecError, qualified
 
-    fraction = effective_mem_fraction_static(spec, node)
+    fraction = effective_mem_fraction_static(spec, node, role)
     source = "" if spec.mem_fraction_static else " (SGLang 0.5.23's own choice for this layout)"
     fit = memory_fit(shape, spec.tp_size, spec.pp_size, node.gpu_memory_gib, fraction)
     if fit.kv_cache_gib < spec.min_kv_cache_gib:

@@ -58,6 +58,9 @@ SERVER_UNITS = (
     "sglang-ready@.service",
 )
 # Group restart of multi-node servers (issue 6 part 4): installed only where SGLANG_NNODES > 1.
+# Prefill/decode servers (infra/planning/pd.py): EFA device map, KV-transfer classifier and
+# watcher; installed only where SGLANG_KV_TRANSPORT is set.
+PD_SCRIPTS = ("sglang-kv-transport",)
 GROUP_SCRIPTS = ("sglang-group",)
 GROUP_UNITS = ("sglang-group@.service",)
 GROUP_DROP_IN = ("sglang-group.conf", "/etc/systemd/system/sglang-server@.service.d/sglang-group.conf")
@@ -282,6 +285,8 @@ def server_user_data(
         files += _static(GROUP_SCRIPTS, "/usr/local/bin", "0755")
         files += _static(GROUP_UNITS, "/etc/systemd/system", "0644")
         files.append(_write(GROUP_DROP_IN[1], shipped_file(GROUP_DROP_IN[0])))
+    if node_env.get("SGLANG_KV_TRANSPORT"):
+        files += _static(PD_SCRIPTS, "/usr/local/bin", "0755")
     # sglang-node and sglang-model come in through Requires=; ready@ is wanted by its server.
     units = [f"sglang-server@{p.slot}.service" for p in processes]
     units += [f"sglang-ready@{p.slot}.service" for p in processes if p.is_head]

@@ -56,9 +56,9 @@ REFUSED_SERVER_FLAGS: dict[str, str] = {
     "--api-key": _PLAIN_SECRET,
     "--admin-api-key": _PLAIN_SECRET,
     "--ssl-keyfile-password": _PLAIN_SECRET,
-    "--disaggregation-mode": "turns a server into a prefill or decode worker, which the router "
-    "(started in regular mode) cannot pair with its counterpart; prefill/decode pools are not "
-    "part of this project yet",
+    "--disaggregation-mode": "turns servers into prefill or decode workers behind the router's "
+    "back; set pd_disaggregation true (with prefill_*/decode_* pool keys) and the project "
+    "renders it for each pool",
 }
 """Flags refused in ``extra_server_args`` whatever their value, with the reason."""
 

@@ -18,11 +18,12 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from infra.planning import syntax
-from infra.spec import backend, endpoint, network, router, server, storage
+from infra.spec import backend, disaggregation, endpoint, network, router, server, storage
 from infra.spec import model as model_keys
 from infra.spec.backend import BackendKeys
 from infra.spec.base import PROJECT, SpecError, no_newline, qualified
 from infra.spec.compute import ComputeKeys
+from infra.spec.disaggregation import DisaggregationKeys
 from infra.spec.endpoint import EndpointKeys
 from infra.spec.image import ImageKeys
 from infra.spec.layout import LayoutKeys
@@ -74,6 +75,7 @@ _TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 # model, layout, nodes, network, store, image, server, router, backend, stack.
 class StackSpec(
     BackendKeys,
+    DisaggregationKeys,
     RouterKeys,
     ServerKeys,
     ImageKeys,
@@ -122,6 +124,7 @@ _CONCERN_CHECKS = (
     server.check,
     model_keys.check,
     storage.check,
+    disaggregation.check,
     backend.check,
 )
 """Cross-field rules of each key group, run in this order after the field rules."""

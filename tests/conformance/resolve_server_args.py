@@ -19,7 +19,8 @@ the names of vision processors and quantization kernels; it never calls them for
 transformers is told torchvision is absent before the stand-in exists, as on a text-only install.
 
 stdin: ``{"gpu": {"name", "total_mib", "capability": [major, minor], "count", "sm_count"},
-"cases": [{"argv": [...], "model_dir": "/path/with/config.json"}]}``; each argv without
+"cases": [{"argv": [...], "model_dir": "/path/with/config.json"}], "infiniband": DIR}``
+(``infiniband`` optional: a stand-in ``/sys/class/infiniband``); each argv without
 ``python3 -m sglang.launch_server``; ``--model-path`` is replaced by ``model_dir``.
 stdout: JSON list of ``{"ok": bool, "error": str, "resolved": {...}}``.
 """
@@ -66,6 +67,11 @@ KEYS = (
     "moe_a2a_backend",
     "trust_remote_code",
     "device",
+    # prefill/decode pools (infra/planning/pd.py)
+    "disaggregation_mode",
+    "disaggregation_transfer_backend",
+    "disaggregation_bootstrap_port",
+    "disaggregation_ib_device",
 )
 
 
@@ -145,6 +151,27 @@ def emulate_gpu(gpu: dict[str, Any], bindir: str) -> None:
     os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
+IB_SYSFS = "/sys/class/infiniband"
+
+
+def emulate_infiniband(directory: str) -> None:
+    """Answer SGLang's ``/sys/class/infiniband`` probes from ``directory`` (a stand-in sysfs tree
+    of EFA devices): SGLang 0.5.23 checks every ``--disaggregation-ib-device`` name against
+    ``os.listdir("/sys/class/infiniband")`` (``arg_groups/validation_hook.py``
+    ``validate_ib_devices``), and this machine has no RDMA device. Only that exact path is
+    redirected."""
+    real_isdir, real_listdir = os.path.isdir, os.listdir
+
+    def isdir(path: Any) -> bool:
+        return real_isdir(directory if path == IB_SYSFS else path)
+
+    def listdir(path: Any = ".") -> list[str]:
+        return real_listdir(directory if path == IB_SYSFS else path)
+
+    os.path.isdir = isdir
+    os.listdir = listdir  # type: ignore[assignment]  # same signature for str paths
+
+
 def _with_model_dir(argv: list[str], model_dir: str) -> list[str]:
     out = list(argv)
     i = out.index("--model-path")
@@ -182,6 +209,8 @@ def main() -> int:
         raise SystemExit("a real torchvision is installed; this harness expects none")
     sys.meta_path.insert(0, _StubFinder())
     results = []
+    if payload.get("infiniband"):
+        emulate_infiniband(payload["infiniband"])
     with tempfile.TemporaryDirectory() as bindir:
         emulate_gpu(payload["gpu"], bindir)
         for case in payload["cases"]:

@@ -111,10 +111,33 @@ def test_one_efa_installer_user_space_only() -> None:
 def test_no_second_nccl_and_sglang_untouched() -> None:
     """No NCCL built or installed in front of torch's, and no pip step that could move torch,
     its CUDA wheels or SGLang away from what the base image was released with."""
-    text = " ".join(_runs()).lower()
+    text = " ".join(r for r in _runs() if not r.startswith(KV_STEP)).lower()
     for banned in ("nccl.git", "libnccl", "nvidia-nccl", "/opt/nccl", "pip install", "pip3 install"):
         assert banned not in text, banned
     assert all("nccl" not in k.lower() or k == "NCCL_NET_PLUGIN" for k in _env())
+
+
+KV_STEP = 'case "${KV_TRANSFER_ENGINE}" in'
+"""The one pip step: the prefill/decode KV transfer engine (docker/Dockerfile, KV_TRANSFER_ENGINE)."""
+
+
+def test_kv_engine_step_is_pinned_off_by_default_and_moves_nothing() -> None:
+    """Only prefill/decode stacks install a transfer engine (the default adds nothing, so other
+    stacks' images are unchanged); each install is pinned and ``--no-deps`` (torch, its CUDA
+    wheels and SGLang stay the base's); the plain Mooncake wheel is removed before the EFA one;
+    the gate runs after it with the same engine."""
+    assert _arg("KV_TRANSFER_ENGINE") == "none"
+    step = next(r for r in _runs() if r.startswith(KV_STEP))
+    installs = [part for part in step.split("&&") + step.split(";;") if "pip install" in part]
+    assert installs and all("--no-deps" in i and "==${" in i for i in installs)
+    assert "none) ;;" in step
+    assert step.index("pip uninstall -y mooncake-transfer-engine ") < step.index(
+        "mooncake-transfer-engine-efa-cuda13=="
+    )
+    assert _arg("MOONCAKE_EFA_VERSION") == "0.3.13.post1"
+    runs = _runs()
+    gate = next(i for i, r in enumerate(runs) if "check_efa_stack.py" in r)
+    assert runs.index(step) < gate and '--kv-engine "${KV_TRANSFER_ENGINE}"' in runs[gate]
 
 
 def test_plugin_env_keeps_the_base_library_path() -> None:

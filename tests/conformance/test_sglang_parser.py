@@ -18,7 +18,7 @@ from tests.conftest import ROOT, STACKS
 def _server_argvs(stack: str) -> list[tuple[str, list[str]]]:
     out = []
     for node in plan_json(stack)["nodes"]:
-        if node["role"] == "server":
+        if node["role"] in ("server", "prefill", "decode"):  # PD pools: infra/planning/pd.py
             out += [(node["name"], p["argv"]) for p in node["processes"]]
     return out
 
@@ -38,10 +38,12 @@ def test_server_argvs_parse(stack: str) -> None:
     assert argvs and all(a[:3] == ["python3", "-m", "sglang.launch_server"] for _, a in argvs)
     results = _parsed_all()[stack]
     spec = plan_json(stack)["layout"]
+    pools = plan_json(stack).get("pd", {}).get("pools", {})
     for (node, argv), res in zip(argvs, results, strict=True):
         assert res["ok"], f"{stack}/{node}: {res['error']}"
         args = res["args"]
-        assert args["tp_size"] == spec["tp_size"]
+        role = node.split("-", 1)[0]
+        assert args["tp_size"] == (pools[role]["tp_size"] if role in pools else spec["tp_size"])
         assert (args["pp_size"] or 1) == spec["pp_size"]
         assert (args["ep_size"] or 1) == spec["ep_size"]
         if "--nnodes" in argv:

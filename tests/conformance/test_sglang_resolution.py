@@ -114,8 +114,9 @@ def _resolved_stacks() -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", [s for s in STACKS if not _spec(s).pd_disaggregation])
 def test_every_server_argv_resolves_to_the_planned_layout(stack: str) -> None:
+    """Stacks of regular servers; prefill/decode pools: ``test_pd_conformance.py``."""
     spec = _spec(stack)
     argvs = _server_cases(stack)
     results = _resolved_stacks()[stack]
@@ -193,6 +194,25 @@ GRID: list[tuple[str, str, list[str], dict[str, Any]]] = [
     ("p5.48xlarge", "deepseek-ai/DeepSeek-V2-Lite", ["--tp-size", "8"], {"tp": 8, "pp": 1}),
     ("p5.48xlarge", "Qwen/Qwen1.5-MoE-A2.7B", ["--tp-size", "4", "--ep-size", "4"], {"tp": 4, "pp": 1}),
     ("g6e.48xlarge", "Qwen/Qwen3-0.6B", ["--tp-size", "4"], {"tp": 4, "pp": 1}),
+    # Prefill/decode pools (infra/planning/pd.py): SGLang reserves per role.
+    (
+        "p5.48xlarge",
+        "Qwen/Qwen2.5-14B-Instruct",
+        ["--tp-size", "4", "--disaggregation-mode", "prefill"],
+        {"tp": 4, "pp": 1, "disaggregation_mode": "prefill"},
+    ),
+    (
+        "p5.48xlarge",
+        "Qwen/Qwen2.5-14B-Instruct",
+        ["--tp-size", "8", "--attn-dp-size", "4", "--disaggregation-mode", "decode"],
+        {"tp": 8, "pp": 1, "attn_dp_size": 4, "disaggregation_mode": "decode"},
+    ),
+    (
+        "p5.48xlarge",
+        "deepseek-ai/DeepSeek-V2-Lite",
+        ["--tp-size", "8", "--max-running-requests", "2048", "--disaggregation-mode", "decode"],
+        {"tp": 8, "pp": 1, "max_running_requests": 2048, "disaggregation_mode": "decode"},
+    ),
     ("g6e.48xlarge", "Qwen/Qwen2.5-14B-Instruct", ["--tp-size", "2"], {"tp": 2, "pp": 1}),
 ]
 

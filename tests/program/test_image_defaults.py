@@ -32,6 +32,7 @@ EXPECTED = {
     "prod-tp16": "build",
     "prod-tp16-https": "build",
     "tp8-pp2": "build",
+    "pd-disagg": "build",  # the KV transfer engine's EFA build must be in the image
 }
 """The image source of each shipped stack file (README "Serving image" says why)."""
 
@@ -63,8 +64,8 @@ def test_each_stack_gets_its_image(stack: str) -> None:
     r = run(stack)
     crosses = r.plan.layout.nodes_per_server > 1 and r.plan.node_type.has_efa
     assert r.plan.spec.image_source == EXPECTED[stack]
-    # The rule itself: NCCL across EFA nodes means the EFA-complete build.
-    assert (r.plan.spec.image_source == "build") == crosses
+    # The rule itself: NCCL across EFA nodes (or a KV transfer over EFA) means the EFA build.
+    assert (r.plan.spec.image_source == "build") == (crosses or r.plan.spec.pd_disaggregation)
     images = r.of_type(IMAGE)
     if EXPECTED[stack] == "uri":
         assert images == [] and r.of_type(REPO) == []

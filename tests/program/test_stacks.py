@@ -162,7 +162,7 @@ def test_router_workers_are_rank0_of_every_server(stack: str) -> None:
     r = run(stack)
     ud = user_data(r, "router")
     urls = r.outputs["server_urls"]
-    assert len(urls) == r.plan.spec.replicas
+    assert len(urls) == len(r.plan.layout.servers)  # replicas, or both PD pools
     heads = {r.ips[n.name] for n in r.plan.head_nodes()}
     non_heads = {r.ips[n.name] for n in r.plan.layout.nodes if not n.is_head}
     for url in urls.values():

@@ -195,7 +195,7 @@ def test_secrets_reach_ssm_and_nothing_else(stack: str) -> None:
         assert secret not in everything
     # The nodes learn where the secrets are, not what they are.
     assert f"SGLANG_HF_TOKEN_PARAM=/sglang/{stack}/hf-token" in unpack_b64(
-        r.named("server-g0-r0").inputs["userDataBase64"]
+        r.named(r.plan.layout.nodes[0].name).inputs["userDataBase64"]
     )
     assert f"SGLANG_API_KEY_PARAM=/sglang/{stack}/router-api-key" in unpack_b64(
         r.named("router").inputs["userDataBase64"]
