@@ -55,7 +55,7 @@ def test_fsx_in_the_node_subnet_with_lustre_rules() -> None:
     fsi = fs[0].inputs
     assert fsi["deploymentType"] == "PERSISTENT_2" and fsi["storageCapacity"] == 1200
     assert fsi["perUnitStorageThroughput"] == 250
-    lt_subnet = r.named("sglang-servers-lt").inputs["networkInterfaces"][0]["subnetId"]
+    lt_subnet = r.named("server-g0-r0-eni").inputs["subnetId"]
     assert fsi["subnetIds"] == lt_subnet
     (store_sg,) = fsi["securityGroupIds"]
     nodes_sg = r.named("sglang-net-nodes-self-in").inputs["securityGroupId"]
