@@ -170,6 +170,8 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "hourly_cost_usd": plan.estimates.hourly_cost_usd,
             "price_source": plan.estimates.price_source,
             "capacity": _capacity_document(plan.capacity),
+            # Load-time sizing of the model store (issue 10 part 2; null without a store).
+            "model_store": plan.store.document() if plan.store else None,
         },
         "warnings": reachability_warnings(plan.spec),
     }
@@ -234,6 +236,9 @@ def render_table(doc: dict[str, Any]) -> str:
         f"Image: {doc['image']['summary']}",
         "",
     ]
+    store = est.get("model_store")
+    if store:
+        lines.insert(-1, f"Model store: {store['summary']}")
     rows = [("NODE", "ROLE", "TYPE", "PRIVATE IP", "EFA", "USER DATA", "PROCESSES")]
     for n in doc["nodes"]:
         rows.append(
