@@ -150,3 +150,15 @@ def test_docker_restart_is_retried(tmp_path: Path, fails: str, ok: bool) -> None
     if not ok:
         (line,) = error_lines(p.stderr)
         assert "nvme: restart docker" in line and "gave up after 5 attempt(s)" in line
+
+
+def test_without_mdadm_one_disk_is_used(tmp_path: Path) -> None:
+    """An image without mdadm: the node still boots, on one disk, and says so."""
+    node = _node(tmp_path)
+    (node.bin / "mdadm").unlink()
+    # No sbin directory on PATH: a real mdadm there is out of reach too (the rest is faked).
+    node.env["PATH"] = f"{node.bin}:/usr/bin:/bin"
+    p = node.run("sglang-nvme", FAKE_NVME_DISKS="8")
+    assert p.returncode == 0, p.stderr
+    assert "WARNING: nvme: no mdadm: using /dev/nvme1n1 alone, not all 8 disks" in p.stderr
+    assert node.calls("mkfs.ext4") == ["mkfs.ext4 -q -F -m 0 -E nodiscard -L sglang-nvme /dev/nvme1n1"]
