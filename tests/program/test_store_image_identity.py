@@ -124,8 +124,9 @@ def test_no_store_when_disabled() -> None:
 
 
 def test_uri_mode_has_no_repository() -> None:
-    """One TP8 server per node: NCCL stays inside the node, so auto runs the public image."""
-    r = run_cfg(model="Qwen/Qwen2.5-14B-Instruct", tp_size=8)
+    """One TP8 server per node: NCCL stays inside the node, so the public image runs as is
+    (``uri``; auto would mirror it into ECR on this EFA type, issue 10)."""
+    r = run_cfg(model="Qwen/Qwen2.5-14B-Instruct", tp_size=8, image_source="uri")
     assert r.plan.spec.image_source == "uri"
     assert r.of_type("aws:ecr/repository:Repository") == []
     assert r.outputs["image"] == "lmsysorg/sglang:v0.5.23"
