@@ -95,6 +95,7 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 def _plan_document(run: Any) -> dict[str, Any]:
     from infra.planning.cluster import router_boot, server_node_boot
+    from infra.planning.fastboot import boot_document
     from infra.planning.image import image_summary
     from infra.planning.reachability import reachability_warnings
     from infra.planning.userdata import unpack_b64
@@ -172,6 +173,8 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "capacity": _capacity_document(plan.capacity),
             # Load-time sizing of the model store (issue 10 part 2; null without a store).
             "model_store": plan.store.document() if plan.store else None,
+            # The boot-path figures a cold-start model reads (infra/planning/fastboot.py).
+            "boot": boot_document(plan),
         },
         "warnings": reachability_warnings(plan.spec),
     }
@@ -239,6 +242,20 @@ def render_table(doc: dict[str, Any]) -> str:
     store = est.get("model_store")
     if store:
         lines.insert(-1, f"Model store: {store['summary']}")
+    boot = est.get("boot")
+    if boot:
+        nvme = (
+            f"{boot['nvme_disks']} x NVMe ({boot['nvme_total_gb']} GB"
+            f"{', RAID0' if boot['nvme_disks'] > 1 else ''}) for Docker and the cache"
+            if boot["nvme_disks"]
+            else "no instance store (Docker on the root volume)"
+        )
+        load = [k for k in ("prefetch_checkpoints", "startup_overlap") if boot[k]]
+        lines.insert(
+            -1,
+            f"Boot: {'all nodes launch at once' if boot['parallel_launch'] else 'rank 0 first'}; "
+            f"image from {boot['image_pull_source']}; {nvme}; weight load: {', '.join(load) or 'SGLang defaults'}",
+        )
     rows = [("NODE", "ROLE", "TYPE", "PRIVATE IP", "EFA", "USER DATA", "PROCESSES")]
     for n in doc["nodes"]:
         rows.append(

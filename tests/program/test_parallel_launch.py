@@ -12,9 +12,10 @@ from functools import cache
 
 import pytest
 
-from infra.mockrun import ProgramRun, run_program
+from infra.mockrun import ProgramRun, run_program, run_stack
+from infra.planning.fastboot import launch_is_parallel
 from infra.planning.userdata import unpack_b64
-from tests.conftest import engine_config
+from tests.conftest import STACKS, engine_config
 from tests.program.test_graph import BYO, config_of
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -81,3 +82,31 @@ def test_every_rank_of_a_wide_group_launches_in_one_wave() -> None:
     assert len(gpu) == 4
     for name in gpu:
         assert not r.waits_for(r.named(name)) & gpu, name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_parallel_launch_figure_is_the_graph(stack: str) -> None:
+    """``estimates.boot.parallel_launch`` (what the cold-start model reads) says what the deploy
+    graph does: no GPU instance (and not the router) waits for another instance."""
+    r = run_stack(stack)
+    instances = {i.name for i in r.of_type(INSTANCE)}
+    waits = any(r.waits_for(r.named(name)) & instances for name in instances)
+    assert launch_is_parallel(r.plan) is (not waits)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_plan_json_carries_the_boot_and_store_figures(stack: str) -> None:
+    from infra import cli
+
+    doc = cli.plan_document(run_stack(stack))
+    est = doc["estimates"]
+    assert est["boot"]["parallel_launch"] is True
+    store = est["model_store"]
+    fs = next(r for r in doc["resources"] if r["type"] == "aws:fsx/lustreFileSystem:LustreFileSystem")
+    assert fs["inputs"]["storageCapacity"] == store["capacity_gib"]
+    if store["deployment_type"] == "PERSISTENT_2":
+        assert fs["inputs"]["perUnitStorageThroughput"] == store["throughput_mb_per_tib"]
+    assert store["meets_target"] and store["load_secs"] <= store["weights_load_target_secs"]
+    assert "Model store:" in cli.render_table(doc) and "Boot: all nodes launch at once" in cli.render_table(
+        doc
+    )
