@@ -154,9 +154,17 @@ esac
     # Instance-store NVMe (sglang-nvme): FAKE_NVME_DISKS local disks besides the EBS root disk.
     # Disk contents live in $FAKE_STATE (md-super: the array's superblocks; fs-dev: the device
     # holding the labelled file system); kernel state (md-active, nvme-mounted) ends at reboot.
+    # FAKE_NVME_CLAIMED: the disks carry another owner's signature (the DLAMI's LVM set-up).
     "lsblk": r"""
-echo "/dev/nvme0n1 Amazon Elastic Block Store"
-for ((i = 1; i <= ${FAKE_NVME_DISKS:-0}; i++)); do echo "/dev/nvme${i}n1 Amazon EC2 NVMe Instance Storage"; done
+[ "$*" = "-dnpP -o NAME,FSTYPE,MODEL" ] || { echo "fake lsblk: unexpected $*" >&2; exit 2; }
+echo 'NAME="/dev/nvme0n1" FSTYPE="" MODEL="Amazon Elastic Block Store              "'
+for ((i = 1; i <= ${FAKE_NVME_DISKS:-0}; i++)); do
+  fs=""
+  [ -e "${FAKE_STATE}/md-super" ] && fs=linux_raid_member
+  [ "$(cat "${FAKE_STATE}/fs-dev" 2>/dev/null)" = "/dev/nvme${i}n1" ] && fs=ext4
+  [ -n "${FAKE_NVME_CLAIMED:-}" ] && fs=LVM2_member
+  echo "NAME=\"/dev/nvme${i}n1\" FSTYPE=\"${fs}\" MODEL=\"Amazon EC2 NVMe Instance Storage        \""
+done
 """,
     "mdadm": r"""
 md="${SGLANG_ROOT}/dev/md/sglang-nvme"
@@ -180,7 +188,11 @@ dev=$(cat "${FAKE_STATE}/fs-dev")
 case "${dev}" in */md/*) [ -e "${FAKE_STATE}/md-active" ] || exit 2;; esac
 echo "${dev}"
 """,
+    # FAKE_NVME_MOUNTED_AFTER=N: someone else (the DLAMI) mounts the instance store after N checks.
     "mountpoint": r"""
+if [ -n "${FAKE_NVME_MOUNTED_AFTER:-}" ]; then
+  ( fail_first dlamimount "${FAKE_NVME_MOUNTED_AFTER}" 1 "" ) 2>/dev/null && touch "${FAKE_STATE}/nvme-mounted"
+fi
 [ "$2" = "${SGLANG_ROOT}/opt/dlami/nvme" ] && [ -e "${FAKE_STATE}/nvme-mounted" ]
 """,
     "systemd-run": "exit 0\n",  # recorded in calls.log: the CloudWatch agent's later retry

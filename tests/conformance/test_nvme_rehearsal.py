@@ -162,3 +162,25 @@ def test_without_mdadm_one_disk_is_used(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert "WARNING: nvme: no mdadm: using /dev/nvme1n1 alone, not all 8 disks" in p.stderr
     assert node.calls("mkfs.ext4") == ["mkfs.ext4 -q -F -m 0 -E nodiscard -L sglang-nvme /dev/nvme1n1"]
+
+
+def test_disks_claimed_by_the_dlami_are_left_to_it(tmp_path: Path) -> None:
+    """The DLAMI's own set-up has put its signature (LVM) on the disks and mounts
+    /opt/dlami/nvme a moment later: no array or file system of ours, its mount is used."""
+    node = _node(tmp_path)
+    _run(node, 8, FAKE_NVME_CLAIMED="1", FAKE_NVME_MOUNTED_AFTER="3")
+    assert node.calls("mdadm") == ["mdadm --assemble --scan"]
+    assert node.calls("mkfs.ext4") == [] and node.calls("mount") == []
+    assert (
+        json.loads((node.root / "etc/docker/daemon.json").read_text())["data-root"]
+        == "/opt/dlami/nvme/docker"
+    )
+
+
+def test_claimed_disks_never_mounted_fail_with_one_line(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    p = node.run("sglang-nvme", FAKE_NVME_DISKS="8", FAKE_NVME_CLAIMED="1")
+    assert p.returncode == 1
+    (line,) = error_lines(p.stderr)
+    assert "nvme: wait for the instance store to be mounted" in line and "gave up after 30 attempt(s)" in line
+    assert node.calls("mkfs.ext4") == []
