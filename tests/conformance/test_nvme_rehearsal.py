@@ -184,3 +184,14 @@ def test_claimed_disks_never_mounted_fail_with_one_line(tmp_path: Path) -> None:
     (line,) = error_lines(p.stderr)
     assert "nvme: wait for the instance store to be mounted" in line and "gave up after 30 attempt(s)" in line
     assert node.calls("mkfs.ext4") == []
+
+
+def test_a_node_without_docker_only_mounts(tmp_path: Path) -> None:
+    """A router type with instance store: no Docker to move or restart (its boot must not fail)."""
+    node = _node(tmp_path)
+    (node.bin / "docker").unlink()
+    node.env["PATH"] = f"{node.bin}:/usr/bin:/bin"  # no real docker either
+    before = (node.root / "etc/docker/daemon.json").read_text()
+    _run(node, 2)
+    assert _count(node, "mount") == 1 and node.calls("systemctl") == []
+    assert (node.root / "etc/docker/daemon.json").read_text() == before
