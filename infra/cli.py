@@ -156,6 +156,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
 def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The plan JSON fields both backends share, around their ``nodes``."""
     from infra.planning.endpoint import endpoint_document, endpoint_warnings, load_balancer_subnets
+    from infra.planning.fastboot import boot_document
     from infra.planning.image import image_summary
     from infra.planning.reachability import reachability_warnings
 
@@ -196,6 +197,10 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
             "capacity": _capacity_document(plan.capacity),
             "cold_start": cold_start,
             "kv_cache": kv_cache,
+            # Load-time sizing of the model store (issue 10 part 2; null without a store).
+            "model_store": plan.store.document() if plan.store else None,
+            # The boot-path figures the cold-start model reads (infra/planning/fastboot.py).
+            "boot": boot_document(plan),
         },
         "endpoint": endpoint_document(plan.spec, load_balancer_subnets(plan.spec)),
         "warnings": [
@@ -307,6 +312,23 @@ def render_table(doc: dict[str, Any]) -> str:
     lines += [
         "",
     ]
+    store = est.get("model_store")
+    if store:
+        lines.insert(-1, f"Model store: {store['summary']}")
+    boot = est.get("boot")
+    if boot:
+        nvme = (
+            f"{boot['nvme_disks']} x NVMe ({boot['nvme_total_gb']} GB"
+            f"{', RAID0' if boot['nvme_disks'] > 1 else ''}) for Docker and the cache"
+            if boot["nvme_disks"]
+            else "no instance store (Docker on the root volume)"
+        )
+        load = [k for k in ("prefetch_checkpoints", "startup_overlap") if boot[k]]
+        lines.insert(
+            -1,
+            f"Boot: {'all nodes launch at once' if boot['parallel_launch'] else 'rank 0 first'}; "
+            f"image from {boot['image_pull_source']}; {nvme}; weight load: {', '.join(load) or 'SGLang defaults'}",
+        )
     rows = [("NODE", "ROLE", "TYPE", "PRIVATE IP", "EFA", "USER DATA", "PROCESSES")]
     for n in doc["nodes"]:
         rows.append(

@@ -37,6 +37,7 @@ _ID_PREFIX = {
     "aws:ec2/internetGateway:InternetGateway": "igw-",
     "aws:ec2/natGateway:NatGateway": "nat-",
     "aws:ec2/eip:Eip": "eipalloc-",
+    "aws:ec2/networkInterface:NetworkInterface": "eni-",
     "aws:ec2/routeTable:RouteTable": "rtb-",
     "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce-",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr-",
@@ -181,6 +182,9 @@ class PlanMocks(Mocks):
             state["private_ip"] = self.ips.get(args.name, "10.255.255.254")
             state["public_ip"] = self.public_ips.get(args.name, "")
             state["arn"] = f"arn:aws:ec2:{self.region}:{FAKE_ACCOUNT}:instance/{rid}"
+        elif args.typ == "aws:ec2/networkInterface:NetworkInterface":
+            # A GPU node's primary interface (``<node>-eni``): the node's planned address.
+            state["private_ip"] = self.ips.get(args.name.removesuffix("-eni"), "10.255.255.253")
         elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
             state["latestVersion"] = 1  # the engine's name: the SDK casts it to int as for a real run
             state["name"] = f"{args.name}-{digest[:7]}"

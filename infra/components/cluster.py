@@ -64,7 +64,9 @@ class SglangCluster(pulumi.ComponentResource):
             net.router_subnet_id,
             net.router_sg_id,
             identity.router_profile_arn,
-            depends_on=[*identity.router_ready, *net.router_ready],
+            # The router no longer waits for a GPU instance (worker addresses come from the
+            # nodes' interfaces), so it waits for the nodes' route itself, as every instance does.
+            depends_on=[*identity.router_ready, *net.router_ready, *net.ready],
             opts=child,
         )
         endpoint = None

@@ -87,7 +87,10 @@ class ModelStore(pulumi.ComponentResource):
             storage_type="SSD",
             subnet_ids=subnet_id,
             security_group_ids=[sg.id],
-            per_unit_storage_throughput=None if scratch else spec.fsx_throughput_mb_per_tib,
+            # Sized for weights_load_target_secs (infra/planning/fsx_sizing.py).
+            per_unit_storage_throughput=None
+            if scratch or not plan.store
+            else plan.store.throughput_mb_per_tib,
             file_system_type_version="2.15",
             data_compression_type="LZ4",
             # Weights can be fetched again; no backups, and none kept on `pulumi destroy`.

@@ -1,10 +1,11 @@
 """Router node: a CPU instance that runs ``sglang_router.launch_router`` as a systemd unit.
 
-Its worker URLs are the rank-0 private IPs of every server group (Outputs), so the router is
-created after them and replaced when one of them changes.
+Its worker URLs are the rank-0 private IPs of every server group: the addresses of the rank-0
+nodes' primary network interfaces (:mod:`infra.components.server_fleet`), which exist before
+any GPU instance and outlive a replaced node, so the router launches alongside the GPU nodes
+and a replaced rank-0 node no longer replaces it.
 
-A public router gets an Elastic IP, so ``router_url`` survives a replaced router (or a replaced
-rank-0 node, which replaces the router through its user data). The launch template keeps
+A public router gets an Elastic IP, so ``router_url`` survives a replaced router. The launch template keeps
 ``associate_public_ip_address``: the router has one interface, so EC2 gives it a public IPv4 at
 launch, and its first boot (apt, PyPI, the AWS CLI, SSM) needs the internet before the EIP
 association exists; associating the EIP then releases that auto-assigned address

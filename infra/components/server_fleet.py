@@ -3,8 +3,20 @@
 The launch template carries the EFA interface layout of :mod:`infra.planning.efa` with the EFA
 security group on every interface (a template with ``network_interfaces`` cannot use top-level
 security groups, https://docs.aws.amazon.com/pcs/latest/userguide/working-with_launch-templates_efa.html)
-and all interfaces in one subnet. Instances are named by group and rank; ranks >= 1 receive
-their rank 0's private IP through an Output, so their user data waits for rank 0 to exist.
+and all interfaces in one subnet. Instances are named by group and rank.
+
+Parallel launch (issue 10): every node's primary interface (card 0, device 0: the ENA
+interface that carries the node's private IPv4) is an ``aws.ec2.NetworkInterface`` created
+before any instance, and each node gets its own launch template that attaches it
+(``network_interface_id``; an existing interface gets no subnet, groups or type of its own in
+the template). Ranks >= 1 read their rank 0's address from rank 0's *interface*, which exists
+seconds after the subnet, so no instance waits for another and every rank of a group launches
+at once. The address survives a replaced node (the interface is kept and re-attached), so a
+replaced rank 0 no longer changes its peers' or the router's user data. An instance-level
+``private_ip`` is not an option: EC2 refuses it together with a launch template's network
+interfaces (``InvalidParameterCombination``: "Network interfaces and an instance-level private
+IP address may not be specified on the same request", hashicorp/terraform#687,
+aws/aws-cdk#26208), and EFA types need the template's interfaces.
 
 Capacity (:mod:`infra.planning.capacity`): with a reservation the template targets its ``cr-``
 id, and a Capacity Block adds the ``capacity-block`` market type and drops the placement group.
@@ -28,7 +40,9 @@ class ServerFleet(pulumi.ComponentResource):
 
     Attributes:
         instances: ``{node name: Instance}``.
-        head_ips: ``{group: Output of the rank-0 private IP}``.
+        interfaces: ``{node name: its primary NetworkInterface}`` (created before any instance).
+        launch_templates: ``{node name: its LaunchTemplate}``.
+        head_ips: ``{group: Output of the rank-0 private IP}`` (from rank 0's interface).
         placement_group: the placement group name (created or ``placement_group_name``), or
             ``None`` without one (no EFA, or a Capacity Block).
     """
@@ -53,29 +67,65 @@ class ServerFleet(pulumi.ComponentResource):
         cap = plan.capacity
         placement_name: pulumi.Input[str] | None = pg.name if pg else (cap.placement_group_name or None)
 
-        def launch_template(logical: str, instance_type: str) -> aws.ec2.InstanceLaunchTemplateArgs:
-            interfaces = [
-                aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-                    network_card_index=i.network_card_index,
-                    device_index=i.device_index,
-                    interface_type=i.interface_type,
-                    subnet_id=subnet_id,
-                    security_groups=[security_group_id],
-                    delete_on_termination="true",
-                    # No public-IP flag at all: multi-interface launches never get a public IPv4.
+        # One primary interface per node first: its address is known before any instance.
+        self.interfaces: dict[str, aws.ec2.NetworkInterface] = {
+            node.name: aws.ec2.NetworkInterface(
+                f"{node.name}-eni",
+                subnet_id=subnet_id,
+                security_groups=[security_group_id],
+                description=f"Primary interface of {plan.stack}-{node.name} (kept across replacement)",
+                tags={"Name": f"{plan.stack}-{node.name}"},
+                opts=child,
+            )
+            for node in plan.layout.nodes
+        }
+        self.head_ips: dict[int, pulumi.Output[str]] = {
+            n.group: self.interfaces[n.name].private_ip for n in plan.layout.nodes if n.is_head
+        }
+
+        def interfaces(
+            primary: aws.ec2.NetworkInterface, instance_type: str
+        ) -> list[aws.ec2.LaunchTemplateNetworkInterfaceArgs]:
+            # A PD pool of another instance type has its own EFA layout (infra/planning/pd.py).
+            layout = (
+                plan.interfaces
+                if instance_type == plan.node_type.name
+                else network_interfaces(lookup(instance_type))
+            )
+            out = []
+            for i in layout:
+                if i.is_primary:
+                    # An existing interface: no subnet, groups or delete flag (it outlives the
+                    # instance, so a replaced node keeps its address).
+                    out.append(
+                        aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                            network_card_index=0, device_index=0, network_interface_id=primary.id
+                        )
+                    )
+                    continue
+                out.append(
+                    aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                        network_card_index=i.network_card_index,
+                        device_index=i.device_index,
+                        interface_type=i.interface_type,
+                        subnet_id=subnet_id,
+                        security_groups=[security_group_id],
+                        delete_on_termination="true",
+                        # No public-IP flag at all: multi-interface launches never get a public IPv4.
+                    )
                 )
-                for i in (
-                    plan.interfaces
-                    if instance_type == plan.node_type.name
-                    else network_interfaces(lookup(instance_type))
-                )
-            ]
+            return out
+
+        self.launch_templates: dict[str, aws.ec2.LaunchTemplate] = {}
+        self.instances: dict[str, aws.ec2.Instance] = {}
+        for node in plan.layout.nodes:
+            node_type = node.instance_type or plan.node_type.name
             lt = aws.ec2.LaunchTemplate(
-                logical,
-                description=f"SGLang {instance_type} nodes of stack {plan.stack}",
+                f"{node.name}-lt",
+                description=f"SGLang {node_type} node {node.name} of stack {plan.stack}",
                 image_id=plan.image_id,
-                instance_type=instance_type,
-                network_interfaces=interfaces,
+                instance_type=node_type,
+                network_interfaces=interfaces(self.interfaces[node.name], node_type),
                 placement=(
                     aws.ec2.LaunchTemplatePlacementArgs(group_name=placement_name) if placement_name else None
                 ),
@@ -88,28 +138,17 @@ class ServerFleet(pulumi.ComponentResource):
                 update_default_version=True,
                 opts=child,
             )
-            return aws.ec2.InstanceLaunchTemplateArgs(id=lt.id, version=lt.latest_version.apply(str))
-
-        # One template per instance type: the stack's type keeps the name `<name>-lt`; a PD pool
-        # of another type gets `<name>-lt-<type>` (infra/planning/pd.py).
-        templates = {plan.node_type.name: launch_template(f"{name}-lt", plan.node_type.name)}
-        for node in plan.layout.nodes:
-            t = node.instance_type or plan.node_type.name
-            if t not in templates:
-                templates[t] = launch_template(f"{name}-lt-{t}", t)
-
-        self.instances: dict[str, aws.ec2.Instance] = {}
-        self.head_ips: dict[int, pulumi.Output[str]] = {}
-        # Rank 0 of each group first: the other ranks' user data needs its IP.
-        for node in sorted(plan.layout.nodes, key=lambda n: (n.rank != 0, n.group, n.rank)):
-            # Rank 0's user data needs no IP (it reads its own from IMDS at boot).
+            self.launch_templates[node.name] = lt
+            template = aws.ec2.InstanceLaunchTemplateArgs(id=lt.id, version=lt.latest_version.apply(str))
+            # Rank 0's user data needs no IP (it reads its own from IMDS at boot); the others
+            # get it from rank 0's interface, never from rank 0's instance.
             head_ip = pulumi.Output.from_input("") if node.is_head else self.head_ips[node.group]
             user_data = pulumi.Output.all(head_ip, runtime).apply(
                 lambda a, n=node: pack_b64(server_node_boot(plan, n, a[0], a[1]).user_data)
             )
             inst = aws.ec2.Instance(
                 node.name,
-                launch_template=templates[node.instance_type or plan.node_type.name],
+                launch_template=template,
                 user_data_base64=user_data,
                 user_data_replace_on_change=True,
                 tags={
@@ -129,7 +168,5 @@ class ServerFleet(pulumi.ComponentResource):
                 ),
             )
             self.instances[node.name] = inst
-            if node.is_head:
-                self.head_ips[node.group] = inst.private_ip
         self.placement_group = placement_name
         self.register_outputs({"instance_ids": {k: v.id for k, v in self.instances.items()}})

@@ -19,6 +19,7 @@ from infra.planning import flags, pd
 from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType, lookup
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
+from infra.planning.fsx_sizing import StoreSizing, size_store
 from infra.planning.group import group_env
 from infra.planning.image import resolve_image
 from infra.planning.layout import Layout, NodePlan, plan_layout
@@ -132,6 +133,7 @@ class ClusterPlan:
         estimates: GPUs and cost.
         region: AWS region.
         fsx_capacity_gib: FSx capacity (0 without a model store).
+        store: the model store's sizing for load time (``None`` without a store).
         secret_params: ``{secret key: SSM parameter name}`` for the secrets this stack sets.
     """
 
@@ -147,6 +149,7 @@ class ClusterPlan:
     estimates: Estimates
     fsx_capacity_gib: int = 0
     secret_params: dict[str, str] = field(default_factory=dict)
+    store: StoreSizing | None = None
 
     @property
     def log_group(self) -> str:
@@ -486,6 +489,9 @@ def plan_cluster(
     unknown = secrets - set(SECRET_KEYS)
     if unknown:
         raise SpecError(qualified(sorted(unknown)[0]), "is not a secret key this program reads")
+    store_capacity = _check_store(spec, stack, layout.memory.total_weights_gib)
+    # Load-time sizing (issue 10): every GPU node reads the checkpoint at once at start.
+    store = size_store(spec, layout.memory.total_weights_gib, len(layout.nodes)) if store_capacity else None
     plan = ClusterPlan(
         stack=stack,
         region=region,
@@ -499,8 +505,9 @@ def plan_cluster(
             spec, layout.memory.total_weights_gib
         ),
         estimates=_estimates(spec, layout),
-        fsx_capacity_gib=_check_store(spec, stack, layout.memory.total_weights_gib),
+        fsx_capacity_gib=store.capacity_gib if store else 0,
         secret_params={k: secret_parameter(stack, k) for k in sorted(secrets)},
+        store=store,
     )
     if spec.backend == "slurm":
         # No user data on this backend: ParallelCluster boots the nodes (infra/planning/slurm.py).

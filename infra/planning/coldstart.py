@@ -34,6 +34,7 @@ A sharded load format lowers that fraction.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -313,14 +314,19 @@ def critical_path(
     return chain[::-1]
 
 
+_GPU_NODE = re.compile(r"^(server|prefill|decode)-g\d+-r\d+$")
+"""Names of the GPU instances (infra/planning/layout.py; prefill/decode pools: pd.py)."""
+
+
+def is_gpu_instance(resource: Mapping[str, Any]) -> bool:
+    """True for a GPU node's ``aws:ec2/instance:Instance`` in the plan's ``resources``."""
+    return resource["type"] == "aws:ec2/instance:Instance" and bool(_GPU_NODE.match(resource["name"]))
+
+
 def rank_launch_order(resources: Sequence[Mapping[str, Any]]) -> Literal["serial", "parallel"]:
     """``serial`` when a GPU instance waits for another GPU instance in the deploy graph
     (ranks >= 1 waiting for rank 0's private IP), else ``parallel``."""
-    servers = {
-        r["name"]
-        for r in resources
-        if r["type"] == "aws:ec2/instance:Instance" and r["name"].startswith("server-")
-    }
+    servers = {r["name"] for r in resources if is_gpu_instance(r)}
     return (
         "serial"
         if any(set(r["depends_on"]) & servers for r in resources if r["name"] in servers)
@@ -524,19 +530,15 @@ def model_cold_start(inputs: ColdStartInputs, resources: Sequence[Mapping[str, A
         The :class:`ColdStart`; each scenario's phases add up to its total.
     """
     finish, _ = finish_times(resources, inputs)
-    gpu = sorted(
-        (
-            r["name"]
-            for r in resources
-            if r["type"] == "aws:ec2/instance:Instance" and r["name"].startswith("server-")
-        ),
-    )
+    gpu = sorted(r["name"] for r in resources if is_gpu_instance(r))
     boot = node_boot_phase(inputs)
     pull = image_pull_phase(inputs)
     fetch_secs, fetch_in, fetch_src, fetch_note = weights_fetch_secs(inputs)
     ready = {n: finish[n] + boot.seconds + pull.seconds for n in gpu}
     last = max(gpu, key=lambda n: (ready[n], n)) if gpu else ""
-    leader = "server-g0-r0" if "server-g0-r0" in ready else last
+    # The node that downloads the weights into FSx: rank 0 of group 0 (server-, prefill- or
+    # decode-g0-r0; infra/planning/layout.py and pd.py name the nodes).
+    leader = next((n for n in gpu if n.endswith("-g0-r0")), last)
     # hf: the leader downloads after its own pull, everyone waits for the marker; none: every
     # node downloads for itself after its pull.
     if inputs.model_source == "hf" and leader:
@@ -667,6 +669,7 @@ def inputs_from_plan(plan: ClusterPlan) -> ColdStartInputs:
     ``nvme``) and the bytes each node reads (``bytes_per_node_fraction``); the rank launch order
     comes from the deploy graph itself.
     """
+    from infra.planning.fastboot import nvme_present
     from infra.planning.memory import _prefill_graph_sizes, gpu_total_mib, sglang_capacity_defaults
     from infra.planning.storage import model_source
 
@@ -694,7 +697,8 @@ def inputs_from_plan(plan: ClusterPlan) -> ColdStartInputs:
         model_source=source,
         fsx_deployment_type=spec.fsx_deployment_type if plan.fsx_capacity_gib else "",
         fsx_capacity_gib=plan.fsx_capacity_gib,
-        fsx_mb_per_tib=spec.fsx_throughput_mb_per_tib,
+        # The per-unit throughput the planner sized for the load-time target (fastboot).
+        fsx_mb_per_tib=plan.store.throughput_mb_per_tib if plan.store else spec.fsx_throughput_mb_per_tib,
         gpu_nodes=len(plan.layout.nodes),
         nodes_per_server=plan.layout.nodes_per_server,
         image_gb=_v("sglang_image_gb"),
@@ -703,6 +707,8 @@ def inputs_from_plan(plan: ClusterPlan) -> ColdStartInputs:
         # sglang-lib.sh puts a store-less node's hub cache on /opt/dlami/nvme, which the DLAMI
         # mounts on the P types' instance store (shared/reference/aws-gpu-clusters.md).
         weights_cache="nvme" if node.name.startswith("p") else "ebs",
+        # userdata/sglang-nvme moves docker's data root onto the instance-store RAID0.
+        docker_root="nvme" if nvme_present(plan) else "ebs",
         decode_graph_sizes=decode,
         prefill_graph_sizes=prefill,
     )

@@ -50,8 +50,11 @@ def image_source(spec: StackSpec, layout: Layout) -> ImageSource:
     """The effective ``image_source``: the given one, or what ``auto`` means for this layout.
 
     ``auto`` is ``build`` when a server crosses nodes over EFA and ``image_efa_complete`` is not
-    set (the public SGLang image has no EFA stack), else ``uri`` (single-node servers run the
-    public image as is; NCCL stays inside the node).
+    set (the public SGLang image has no EFA stack); else, on an EFA instance type, ``mirror``
+    unless the image already is in ECR (issue 10: every node of an EFA stack pulls its 20-30 GB
+    image in-region from the stack's repository, not from Docker Hub through the NAT address,
+    which allows 10 anonymous pulls an hour); else ``uri`` (no EFA: ``dev``-sized stacks run
+    the public image as is).
     """
     if spec.image_source != "auto":
         return spec.image_source
@@ -59,7 +62,29 @@ def image_source(spec: StackSpec, layout: Layout) -> ImageSource:
     # transfer engine's EFA build (docker/Dockerfile, KV_TRANSFER_ENGINE) even on one node.
     if (crosses_nodes_over_efa(spec, layout) or spec.pd_disaggregation) and not spec.image_efa_complete:
         return "build"
+    if spec.node_type.has_efa and not is_ecr_image(spec.image):
+        return "mirror"
     return "uri"
+
+
+ECR_REGISTRY = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/")
+
+
+def is_ecr_image(image: str) -> bool:
+    """True for an image in a private ECR registry (``<account>.dkr.ecr.<region>.amazonaws.com/...``)."""
+    return ECR_REGISTRY.match(image) is not None
+
+
+def pull_source(spec: StackSpec, region: str) -> str:
+    """Where GPU nodes pull the serving image from (``spec`` resolved): ``ecr-in-region`` (the
+    stack's repository in ``build``/``mirror`` mode, or an ECR image of the stack's region),
+    ``ecr-other-region``, or the registry host of the image (``docker.io`` for Docker Hub)."""
+    if spec.image_source in ("build", "mirror"):
+        return "ecr-in-region"
+    m = ECR_REGISTRY.match(spec.image)
+    if m:
+        return "ecr-in-region" if m.group(2) == region else "ecr-other-region"
+    return syntax.parse_image_reference(spec.image).domain or "docker.io"
 
 
 def check_image(spec: StackSpec, layout: Layout, source: ImageSource) -> None:

@@ -93,4 +93,10 @@ def serving_default_args(spec: StackSpec) -> list[str]:
     for flag, value in model_parsers(spec.model).items():
         if dests[flag] not in taken:
             out += [flag, value]
-    return out
+    # Faster weight loading where the checkpoint and layout allow it (issue 10).
+    from infra.planning.fastload import PREFETCH_FLAG, fast_load_args
+
+    load = fast_load_args(spec)
+    if PREFETCH_FLAG in load and dests[PREFETCH_FLAG] in taken:
+        load.remove(PREFETCH_FLAG)
+    return out + load

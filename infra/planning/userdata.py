@@ -39,7 +39,8 @@ MAX_USER_DATA_BYTES = 16384
 MIME_BOUNDARY = "==sglang-cluster-user-data=="
 
 LIB_PATH = "/usr/local/lib/sglang/sglang-lib.sh"
-NODE_SCRIPTS = ("sglang-logs-setup", "sglang-fsx-mount", "sglang-secrets")
+NODE_SCRIPTS = ("sglang-logs-setup", "sglang-nvme", "sglang-fsx-mount", "sglang-secrets")
+"""sglang-node.service's ExecStart= scripts, in order (every node, router included)."""
 SERVER_SCRIPTS = (
     *NODE_SCRIPTS,
     "sglang-server-prepare",

@@ -19,7 +19,9 @@ class ImageKeys(Keys):
     image_source: Literal["auto", "uri", "mirror", "build"] = Field(
         "auto",
         description="auto: build when a server spans several nodes of an EFA type (NCCL crosses "
-        "nodes over EFA) unless image_efa_complete is true, else uri; uri: run `image` as given; "
+        "nodes over EFA) unless image_efa_complete is true, else mirror on an EFA instance type "
+        "(nodes pull in-region from ECR) unless `image` is in ECR already, else uri; uri: run "
+        "`image` as given; "
         "mirror: copy `image` unchanged into this stack's ECR repository; build: build "
         "docker/Dockerfile (`image` plus the EFA installer) and push it to that repository.",
     )

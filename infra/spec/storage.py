@@ -39,7 +39,18 @@ class StorageKeys(Keys):
         description="FSx capacity in GiB: 1200 or a multiple of 2400; 0 = sized from the weights.",
     )
     fsx_throughput_mb_per_tib: int = Field(
-        250, description="PERSISTENT_2 throughput in MB/s per TiB: 125, 250, 500 or 1000."
+        0,
+        description="PERSISTENT_2 throughput in MB/s per TiB: 125, 250, 500 or 1000; 0 = the "
+        "cheapest that meets weights_load_target_secs (250 when that is 0).",
+    )
+    weights_load_target_secs: int = Field(
+        180,
+        ge=0,
+        le=86400,
+        description="Seconds in which every GPU node should read the checkpoint from the model "
+        "store at its baseline throughput; the planner picks FSx capacity and per-unit "
+        "throughput for it (keys you set are kept) and the plan shows the cost difference. "
+        "0 = size for capacity only.",
     )
     model_s3_uri: str = Field(
         "",
@@ -57,8 +68,8 @@ class StorageKeys(Keys):
     @field_validator("fsx_throughput_mb_per_tib")
     @classmethod
     def _fsx_throughput(cls, v: int) -> int:
-        if v not in FSX_THROUGHPUTS:
-            raise ValueError(f"allowed: {', '.join(map(str, FSX_THROUGHPUTS))}")
+        if v and v not in FSX_THROUGHPUTS:
+            raise ValueError(f"allowed: {', '.join(map(str, FSX_THROUGHPUTS))}, or 0 (sized by the planner)")
         return v
 
     @field_validator("model_s3_uri")
@@ -80,6 +91,12 @@ def check(spec: StackSpec) -> None:
             qualified("model_s3_uri"),
             "S3 associations at /fsx/models need PERSISTENT_2 (SCRATCH_2 links S3 only at the "
             "file system root); set fsx_deployment_type PERSISTENT_2 or leave model_s3_uri empty",
+        )
+    if spec.fsx_throughput_mb_per_tib and spec.fsx_deployment_type == "SCRATCH_2":
+        raise SpecError(
+            qualified("fsx_throughput_mb_per_tib"),
+            "SCRATCH_2 has one fixed throughput (200 MB/s per TiB) and takes no per-unit "
+            "throughput; leave it 0 or use PERSISTENT_2",
         )
     if spec.model_s3_uri and not spec.model_store:
         raise SpecError(

@@ -98,6 +98,10 @@ esac
 """,
     "mount": r"""
 if [ "$#" = 1 ]; then echo "mount: $1: can't find in /etc/fstab." >&2; exit 1; fi
+case "${!#}" in */opt/dlami/nvme)  # the instance-store file system (sglang-nvme)
+  fail_first nvmemount "${FAKE_NVME_MOUNT_FAILS:-0}" 32 "mount: ${!#}: wrong fs type, bad option, bad superblock"
+  touch "${FAKE_STATE}/nvme-mounted"; exit 0;;
+esac
 fail_first mount "${FAKE_MOUNT_FAILS:-0}" 5 \
   "mount.lustre: mount fs-0123@tcp:/abcdef at /fsx failed: Input/output error Is the MGS running?"
 touch "${FAKE_STATE}/mounted"
@@ -140,8 +144,56 @@ case "$1" in
       *" $2 "*) echo active;; *) echo failed; exit 3;; esac;;
   show) echo "${FAKE_FM_LOADSTATE:-not-found}";;
   start) exit 0;;
+  restart)
+    fail_first restart "${FAKE_RESTART_FAILS:-0}" 1 \
+      "Job for $2 failed because the control process exited with error code."
+    exit 0;;
   *) echo "fake systemctl: unexpected $*" >&2; exit 2;;
 esac
+""",
+    # Instance-store NVMe (sglang-nvme): FAKE_NVME_DISKS local disks besides the EBS root disk.
+    # Disk contents live in $FAKE_STATE (md-super: the array's superblocks; fs-dev: the device
+    # holding the labelled file system); kernel state (md-active, nvme-mounted) ends at reboot.
+    # FAKE_NVME_CLAIMED: the disks carry another owner's signature (the DLAMI's LVM set-up).
+    "lsblk": r"""
+[ "$*" = "-dnpP -o NAME,FSTYPE,MODEL" ] || { echo "fake lsblk: unexpected $*" >&2; exit 2; }
+echo 'NAME="/dev/nvme0n1" FSTYPE="" MODEL="Amazon Elastic Block Store              "'
+for ((i = 1; i <= ${FAKE_NVME_DISKS:-0}; i++)); do
+  fs=""
+  [ -e "${FAKE_STATE}/md-super" ] && fs=linux_raid_member
+  [ "$(cat "${FAKE_STATE}/fs-dev" 2>/dev/null)" = "/dev/nvme${i}n1" ] && fs=ext4
+  [ -n "${FAKE_NVME_CLAIMED:-}" ] && fs=LVM2_member
+  echo "NAME=\"/dev/nvme${i}n1\" FSTYPE=\"${fs}\" MODEL=\"Amazon EC2 NVMe Instance Storage        \""
+done
+""",
+    "mdadm": r"""
+md="${SGLANG_ROOT}/dev/md/sglang-nvme"
+case "$1" in
+  --assemble)
+    [ -e "${FAKE_STATE}/md-super" ] || { echo "mdadm: No arrays found in config file or automatically" >&2; exit 1; }
+    mkdir -p "$(dirname "${md}")" && touch "${md}" "${FAKE_STATE}/md-active";;
+  --create)
+    [ ! -e "$2" ] || { echo "mdadm: device $2 exists but is not an md array." >&2; exit 1; }
+    mkdir -p "$(dirname "$2")" && touch "$2" "${FAKE_STATE}/md-super" "${FAKE_STATE}/md-active";;
+  *) echo "fake mdadm: unexpected $*" >&2; exit 2;;
+esac
+""",
+    "mkfs.ext4": r"""
+for dev in "$@"; do :; done
+printf '%s\n' "${dev}" > "${FAKE_STATE}/fs-dev"
+""",
+    "blkid": r"""
+[ "$1" = -L ] && [ -e "${FAKE_STATE}/fs-dev" ] || exit 2
+dev=$(cat "${FAKE_STATE}/fs-dev")
+case "${dev}" in */md/*) [ -e "${FAKE_STATE}/md-active" ] || exit 2;; esac
+echo "${dev}"
+""",
+    # FAKE_NVME_MOUNTED_AFTER=N: someone else (the DLAMI) mounts the instance store after N checks.
+    "mountpoint": r"""
+if [ -n "${FAKE_NVME_MOUNTED_AFTER:-}" ]; then
+  ( fail_first dlamimount "${FAKE_NVME_MOUNTED_AFTER}" 1 "" ) 2>/dev/null && touch "${FAKE_STATE}/nvme-mounted"
+fi
+[ "$2" = "${SGLANG_ROOT}/opt/dlami/nvme" ] && [ -e "${FAKE_STATE}/nvme-mounted" ]
 """,
     "systemd-run": "exit 0\n",  # recorded in calls.log: the CloudWatch agent's later retry
     "logger": 'printf \'%s\\n\' "$*" >> "${FAKE_STATE}/logger.log"\n',
@@ -161,7 +213,7 @@ esac
 """,
 }
 
-NODE_SCRIPTS = ("sglang-logs-setup", "sglang-fsx-mount", "sglang-secrets")
+NODE_SCRIPTS = ("sglang-logs-setup", "sglang-nvme", "sglang-fsx-mount", "sglang-secrets")
 
 
 @dataclass
@@ -200,7 +252,18 @@ class Node:
         shutil.rmtree(self.root / "run")
         (self.root / "run").mkdir()
         (self.state / "mounted").unlink(missing_ok=True)
+        # The md array stops and the NVMe file system is unmounted (the disks keep both).
+        for kernel_state in ("nvme-mounted", "md-active"):
+            (self.state / kernel_state).unlink(missing_ok=True)
+        (self.root / "dev/md/sglang-nvme").unlink(missing_ok=True)
         self.reset_counters()
+
+    def stop_start(self) -> None:
+        """A stop and start: a reboot, and the instance store comes back blank
+        (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-store-lifetime.html)."""
+        self.reboot()
+        for disk_state in ("md-super", "fs-dev"):
+            (self.state / disk_state).unlink(missing_ok=True)
 
     def snapshot(self) -> dict[str, tuple[int, bytes, int]]:
         """``{relative path: (mode, content, mtime_ns)}`` of every file under the root."""

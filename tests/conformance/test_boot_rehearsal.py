@@ -72,7 +72,8 @@ def test_node_prep_recovers_from_transient_failures(tmp_path: Path) -> None:
     for p in procs:
         assert p.returncode == 0, p.stderr
         assert error_lines(p.stderr) == [], p.stderr
-    logs, fsx, secrets = (p.stderr for p in procs)
+    logs, nvme, fsx, secrets = (p.stderr for p in procs)
+    assert "no instance store" in nvme  # FAKE_NVME_DISKS unset: tests/conformance/test_nvme_rehearsal.py
     assert "returned error: 503); next in 0 s" in logs and "frontend lock" in logs
     assert "Could not get lock /var/lib/apt/lists/lock" in fsx
     assert "fsx: mount" in fsx and "attempt 2/15 failed (mount.lustre:" in fsx

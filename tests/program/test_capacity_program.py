@@ -16,7 +16,8 @@ from infra.mockrun import ProgramRun, run_program, run_stack
 from tests.conftest import STACKS, engine_config
 
 CR = "cr-0fedcba9876543210"
-LT = "sglang-servers-lt"
+LT = "server-g0-r0-lt"
+"""The launch template of the first GPU node (every node has its own, with the same settings)."""
 PG = "aws:ec2/placementGroup:PlacementGroup"
 
 
@@ -58,10 +59,15 @@ def test_capacity_block_market_type_and_no_placement_group() -> None:
     assert r.of_type(PG) == [] and "placement" not in lt
     assert r.outputs["placement_group"] is None
     assert r.outputs["capacity"] == {"kind": "capacity-block", "reservation_id": CR}
-    # Every GPU node launches from that one template; the router from its own, without either.
+    # Every GPU node launches from its own template with the same capacity settings; the
+    # router from its own, without either.
     lt_ids = {i.name: i.inputs["launchTemplate"]["id"] for i in r.of_type("aws:ec2/instance:Instance")}
     router_lt_id = lt_ids.pop("router")
-    assert len(lt_ids) == 2 and len(set(lt_ids.values())) == 1 and router_lt_id not in lt_ids.values()
+    assert len(lt_ids) == 2 and router_lt_id not in lt_ids.values()
+    for node in lt_ids:
+        node_lt = r.named(f"{node}-lt").inputs
+        assert node_lt["instanceMarketOptions"] == {"marketType": "capacity-block"}
+        assert node_lt["capacityReservationSpecification"] == lt["capacityReservationSpecification"]
     router_lt = r.named("router-lt").inputs
     assert "instanceMarketOptions" not in router_lt and "capacityReservationSpecification" not in router_lt
 

@@ -100,8 +100,8 @@ def missing(r: ProgramRun, res: RecordedResource, wanted: list[RecordedResource]
 
 
 def node_subnet_and_group(r: ProgramRun) -> tuple[str, str]:
-    nic = r.named("sglang-servers-lt").inputs["networkInterfaces"][0]
-    return nic["subnetId"], nic["securityGroups"][0]
+    eni = r.named("server-g0-r0-eni").inputs  # the primary interface carries both
+    return eni["subnetId"], eni["securityGroups"][0]
 
 
 def router_subnet_and_group(r: ProgramRun) -> tuple[str, str]:
@@ -191,7 +191,7 @@ def test_public_router_waits_for_the_public_route_and_internet_gateway(variant: 
     assert router.type == INSTANCE
     assert missing(r, router, [rta, rt, igw, s3_endpoint(r, rt)]) == []
     # ... and, as the issue asks of every instance, after the private route, NAT and S3
-    # endpoint too (through rank 0, whose address its user data carries).
+    # endpoint too (its own depends_on: it no longer waits for any GPU instance).
     private_rta, private_rt = route_of_subnet(r, node_subnet_and_group(r)[0])
     nat = with_id(r, NAT, private_rt.inputs["routes"][0]["natGatewayId"])
     assert missing(r, router, [private_rta, private_rt, nat, s3_endpoint(r, private_rt)]) == []
@@ -275,8 +275,8 @@ def test_every_resource_has_depends_on_and_inputs(variant: str) -> None:
         assert e["depends_on"] == rec.depends_on
     fs = next(e for e in entries if e["type"] == FSX)
     assert fs["inputs"]["storageCapacity"] == r.plan.fsx_capacity_gib
-    lt = next(e for e in entries if e["name"] == "sglang-servers-lt")
-    assert lt["inputs"] == json.loads(json.dumps(r.named("sglang-servers-lt").inputs))
+    lt = next(e for e in entries if e["name"] == "server-g0-r0-lt")
+    assert lt["inputs"] == json.loads(json.dumps(r.named("server-g0-r0-lt").inputs))
 
 
 @pytest.mark.parametrize("variant", ["prod-tp16", "dev"])

@@ -85,7 +85,7 @@ def test_a_role_and_profile_per_node_kind_on_its_launch_template() -> None:
     }
     assert set(attached) == {x.name for x in roles}
     assert all(v.endswith("AmazonSSMManagedInstanceCore") for v in attached.values())
-    for lt, kind in (("sglang-servers-lt", "servers"), ("router-lt", "router")):
+    for lt, kind in (("server-g0-r0-lt", "servers"), ("router-lt", "router")):
         arn = r.named(lt).inputs["iamInstanceProfile"]["arn"]
         assert f":instance-profile/sglang-identity-{kind}-profile-" in arn, (lt, arn)
 

@@ -6,7 +6,8 @@ the image reference in each node's user data), not on a built image.
 
 Rule checked: every stack whose servers span several nodes of an EFA type (NCCL crosses nodes
 over EFA) runs the EFA-complete image built from ``docker/Dockerfile``; stacks whose servers fit
-on one node may run SGLang's public image as is.
+on one node run SGLang's public image as is, mirrored into the stack's ECR repository on EFA
+instance types so every node pulls in-region.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ IMAGE = "docker:index/image:Image"
 REPO = "aws:ecr/repository:Repository"
 EXPECTED = {
     "dev": "uri",
-    "moe-ep": "uri",
-    "tp2-dp8": "uri",
+    "moe-ep": "mirror",  # EFA types pull in-region from ECR (issue 10)
+    "tp2-dp8": "mirror",
     "tp8-dp2": "mirror",
     "prod-tp16": "build",
     "prod-tp16-https": "build",

@@ -47,40 +47,45 @@ def test_one_instance_per_node_plus_router(stack: str) -> None:
     r = run(stack)
     names = sorted(i.name for i in r.of_type(INSTANCE))
     assert names == sorted([n.name for n in r.plan.layout.nodes] + ["router"])
-    assert len(r.of_type(LT)) == 2
+    # One launch template per GPU node (each attaches that node's primary interface) + the router's.
+    assert sorted(x.name for x in r.of_type(LT)) == sorted(f"{n}-lt" for n in names)
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_launch_template_interfaces_follow_the_catalog(stack: str) -> None:
     r = run(stack)
-    lt = r.named("sglang-servers-lt").inputs
-    itype = CATALOG[lt["instanceType"]]
-    nics = lt["networkInterfaces"]
-    assert len(nics) == 1 + itype.max_efa
-    assert nics[0]["networkCardIndex"] == 0 and nics[0]["deviceIndex"] == 0
-    assert nics[0]["interfaceType"] == "interface"
-    assert [n["interfaceType"] for n in nics[1:]] == ["efa-only"] * itype.max_efa
-    assert len({n["subnetId"] for n in nics}) == 1
-    sg = r.named("sglang-net-nodes")
-    for n in nics:
-        assert n["securityGroups"] == [nics[0]["securityGroups"][0]]
-        assert "associatePublicIpAddress" not in n  # multi-interface launches get none anyway
-    # ... and that group is the one with the EFA self rules.
-    self_in = next(x for x in r.of_type(INGRESS) if x.name == "sglang-net-nodes-self-in")
-    assert nics[0]["securityGroups"][0] == self_in.inputs["securityGroupId"]
-    assert sg.type == "aws:ec2/securityGroup:SecurityGroup"
+    for node in r.plan.layout.nodes:
+        lt = r.named(f"{node.name}-lt").inputs
+        eni = r.named(f"{node.name}-eni")
+        itype = CATALOG[lt["instanceType"]]
+        nics = lt["networkInterfaces"]
+        assert len(nics) == 1 + itype.max_efa
+        # The primary (card 0, device 0) is the node's own ENA interface, created beforehand;
+        # an existing interface gets no subnet, groups, type or delete flag in the template.
+        assert nics[0] == {"networkCardIndex": 0, "deviceIndex": 0, "networkInterfaceId": eni.id}
+        assert eni.inputs.get("interfaceType") in (None, "interface")
+        assert [n["interfaceType"] for n in nics[1:]] == ["efa-only"] * itype.max_efa
+        assert {n["subnetId"] for n in nics[1:]} <= {eni.inputs["subnetId"]}
+        sg = r.named("sglang-net-nodes")
+        for n in [eni.inputs, *nics[1:]]:
+            assert n["securityGroups"] == [eni.inputs["securityGroups"][0]]
+            assert "associatePublicIpAddress" not in n  # multi-interface launches get none anyway
+        # ... and that group is the one with the EFA self rules.
+        self_in = next(x for x in r.of_type(INGRESS) if x.name == "sglang-net-nodes-self-in")
+        assert eni.inputs["securityGroups"][0] == self_in.inputs["securityGroupId"]
+        assert sg.type == "aws:ec2/securityGroup:SecurityGroup"
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_imdsv2_encrypted_gp3_and_dlami(stack: str) -> None:
     r = run(stack)
-    for name in ("sglang-servers-lt", "router-lt"):
+    for name in ("server-g0-r0-lt", "router-lt"):
         lt = r.named(name).inputs
         md = lt["metadataOptions"]
         assert md["httpTokens"] == "required" and md["httpPutResponseHopLimit"] == 2
         ebs = lt["blockDeviceMappings"][0]["ebs"]
         assert ebs["volumeType"] == "gp3" and ebs["encrypted"] == "true"
-    lt = r.named("sglang-servers-lt").inputs
+    lt = r.named("server-g0-r0-lt").inputs
     assert lt["imageId"] == f"resolve:ssm:{DLAMI_SSM_PARAMETER}"
     assert lt["blockDeviceMappings"][0]["ebs"]["volumeSize"] == r.plan.root_volume_gib
 
@@ -89,7 +94,7 @@ def test_imdsv2_encrypted_gp3_and_dlami(stack: str) -> None:
 def test_placement_group_only_with_efa(stack: str) -> None:
     r = run(stack)
     pgs = r.of_type("aws:ec2/placementGroup:PlacementGroup")
-    lt = r.named("sglang-servers-lt").inputs
+    lt = r.named("server-g0-r0-lt").inputs
     if r.plan.node_type.has_efa:
         assert len(pgs) == 1 and pgs[0].inputs["strategy"] == "cluster"
         assert lt["placement"]["groupName"] == r.outputs["placement_group"]

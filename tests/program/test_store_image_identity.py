@@ -53,9 +53,12 @@ def test_fsx_in_the_node_subnet_with_lustre_rules() -> None:
     fs = r.of_type("aws:fsx/lustreFileSystem:LustreFileSystem")
     assert len(fs) == 1
     fsi = fs[0].inputs
-    assert fsi["deploymentType"] == "PERSISTENT_2" and fsi["storageCapacity"] == 1200
-    assert fsi["perUnitStorageThroughput"] == 250
-    lt_subnet = r.named("sglang-servers-lt").inputs["networkInterfaces"][0]["subnetId"]
+    # Sized for weights_load_target_secs (180 s default): 2 nodes x 135 GiB need 2400 GiB at
+    # 1000 MB/s/TiB (infra/planning/fsx_sizing.py; tests/unit/test_fsx_sizing.py).
+    assert fsi["deploymentType"] == "PERSISTENT_2" and fsi["storageCapacity"] == 2400
+    assert fsi["perUnitStorageThroughput"] == 1000
+    assert r.plan.store and (r.plan.store.capacity_gib, r.plan.store.throughput_mb_per_tib) == (2400, 1000)
+    lt_subnet = r.named("server-g0-r0-eni").inputs["subnetId"]
     assert fsi["subnetIds"] == lt_subnet
     (store_sg,) = fsi["securityGroupIds"]
     nodes_sg = r.named("sglang-net-nodes-self-in").inputs["securityGroupId"]
@@ -121,8 +124,9 @@ def test_no_store_when_disabled() -> None:
 
 
 def test_uri_mode_has_no_repository() -> None:
-    """One TP8 server per node: NCCL stays inside the node, so auto runs the public image."""
-    r = run_cfg(model="Qwen/Qwen2.5-14B-Instruct", tp_size=8)
+    """One TP8 server per node: NCCL stays inside the node, so the public image runs as is
+    (``uri``; auto would mirror it into ECR on this EFA type, issue 10)."""
+    r = run_cfg(model="Qwen/Qwen2.5-14B-Instruct", tp_size=8, image_source="uri")
     assert r.plan.spec.image_source == "uri"
     assert r.of_type("aws:ecr/repository:Repository") == []
     assert r.outputs["image"] == "lmsysorg/sglang:v0.5.23"

@@ -193,7 +193,10 @@ def test_prod_tp16_inputs_from_the_plan() -> None:
     run = run_stack("prod-tp16")
     inputs = inputs_from_plan(run.plan)
     assert inputs.checkpoint_bytes == pytest.approx(72.7e9 * 2)
-    assert (inputs.fsx_capacity_gib, inputs.fsx_mb_per_tib, inputs.model_source) == (1200, 250, "hf")
+    # The store the planner sized for the 180 s load target (infra/planning/fsx_sizing.py), not
+    # the spec's 0 = "sized by the planner"; docker's data root on the p5's instance-store RAID0.
+    assert (inputs.fsx_capacity_gib, inputs.fsx_mb_per_tib, inputs.model_source) == (2400, 1000, "hf")
+    assert inputs.docker_root == "nvme"
     assert (inputs.image_pull, inputs.image_build, inputs.gpu_nodes, inputs.nodes_per_server) == (
         "ecr",
         "build",
@@ -263,3 +266,13 @@ def test_loader_streams_follow_sglang_loader_config(args: list[str], streams: in
     """SGLang 0.5.23 loads with 8 threads per rank unless --model-loader-extra-config says
     otherwise (model_loader/loader.py)."""
     assert loader_streams(args) == streams
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_ec2_stack_waits_for_its_gpu_nodes(stack: str) -> None:
+    """The resources phase ends at a GPU node's launch for every EC2 stack, prefill/decode pools
+    included (their nodes are named prefill-/decode-g*-r*, not server-*): a phase of 0 s would
+    mean the model found no GPU instance in the deploy graph."""
+    cs = plan_document(run_stack(stack))["estimates"]["cold_start"]
+    phases = {p["name"]: p for p in cs["cold"]["phases"]}
+    assert phases["resources"]["seconds"] > 0

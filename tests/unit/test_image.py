@@ -31,14 +31,26 @@ def resolved(**overrides: Any) -> StackSpec:
     [
         ({}, "build"),  # TP16 across two p5 nodes
         (PP2, "build"),  # TP8 x PP2 across two p5 nodes
-        (ONE_NODE, "uri"),  # NCCL stays on NVLink inside the node
-        (REPLICAS, "uri"),  # two single-node servers behind the router
+        # NCCL stays on NVLink inside the node; an EFA type still pulls in-region from ECR.
+        (ONE_NODE, "mirror"),
+        (REPLICAS, "mirror"),  # two single-node servers behind the router
         (DEV, "uri"),  # no EFA at all
-        ({"image_efa_complete": True}, "uri"),  # the user's image carries the EFA stack
+        ({"image_efa_complete": True}, "mirror"),  # the user's image carries the EFA stack
+        ({"image_efa_complete": True, "image": OWN_ECR}, "uri"),  # already in ECR
         ({**ONE_NODE, "image_source": "build"}, "build"),  # an explicit choice is kept
         ({"image_source": "mirror", "image_efa_complete": True}, "mirror"),
     ],
-    ids=["tp16", "tp8pp2", "one-node", "replicas", "dev", "stated", "explicit-build", "mirror-stated"],
+    ids=[
+        "tp16",
+        "tp8pp2",
+        "one-node",
+        "replicas",
+        "dev",
+        "stated",
+        "stated-ecr",
+        "explicit-build",
+        "mirror-stated",
+    ],
 )
 def test_auto_resolves_per_layout(overrides: dict[str, Any], source: str) -> None:
     spec = resolved(**overrides)
@@ -109,10 +121,10 @@ def test_summary_says_which_image_and_why() -> None:
     single = parse_config(base_config(**ONE_NODE))
     one = image_summary(resolve_image(single, plan_layout(single)), plan_layout(single))
     assert one == {
-        "source": "uri",
+        "source": "mirror",
         "image": "lmsysorg/sglang:v0.5.23",
         "efa_stack": "none",
         "nccl_crosses_nodes_over_efa": False,
-        "summary": "uri lmsysorg/sglang:v0.5.23 (no EFA stack); NCCL stays inside each node",
+        "summary": "mirror lmsysorg/sglang:v0.5.23 (no EFA stack); NCCL stays inside each node",
     }
-    assert image_source(single, plan_layout(single)) == "uri"
+    assert image_source(single, plan_layout(single)) == "mirror"

@@ -74,7 +74,15 @@ def test_user_metrics_flag_is_not_rendered_twice() -> None:
 
 def test_defaults_skip_only_what_the_user_set() -> None:
     spec = parse_config(base_config(extra_server_args=["--tool-call-parser", "hermes"]))
-    assert serving_default_args(spec) == ["--enable-metrics"]
+    # Weights on FSx: prefetch into the page cache (infra/planning/fastload.py).
+    assert serving_default_args(spec) == ["--enable-metrics", "--weight-loader-prefetch-checkpoints"]
+
+
+def test_user_prefetch_flag_is_not_rendered_twice() -> None:
+    spec = parse_config(base_config(extra_server_args=["--weight-loader-prefetch-checkpoints"]))
+    assert "--weight-loader-prefetch-checkpoints" not in serving_default_args(spec)
+    no_store = parse_config(base_config(model_store=False))
+    assert "--weight-loader-prefetch-checkpoints" not in serving_default_args(no_store)
 
 
 def test_mem_fraction_left_to_sglang_by_default() -> None:

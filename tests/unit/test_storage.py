@@ -61,7 +61,9 @@ def test_store_shrinks_the_root_volume() -> None:
 
 
 def test_scratch_only_for_dev_stacks() -> None:
-    spec = parse_config(base_config(fsx_deployment_type="SCRATCH_2"))
+    # Capacity-only sizing (no load-time target: a 72B SCRATCH_2 store grows for it,
+    # tests/unit/test_fsx_sizing.py).
+    spec = parse_config(base_config(fsx_deployment_type="SCRATCH_2", weights_load_target_secs=0))
     assert plan_cluster(spec, "dev").fsx_capacity_gib == 1200
     assert plan_cluster(spec, "dev-alice").fsx_capacity_gib == 1200
     with pytest.raises(SpecError) as e:
