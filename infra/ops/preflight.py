@@ -50,6 +50,9 @@ QUOTA_CODES: dict[str, tuple[str, str]] = {
 }
 """Service Quotas codes (service ``ec2``, unit vCPUs) by instance family letter."""
 
+QUOTA_FAMILIES: dict[str, tuple[str, ...]] = {"p": ("p",), "g": ("g", "vt")}
+"""Instance-type prefixes each quota counts ("Running On-Demand G and VT instances")."""
+
 GPU_MEMORY_TOLERANCE = 0.10
 """Relative GPU-memory difference accepted between AWS (marketing size, e.g. 81920 MiB for
 H100) and the catalog (nvidia-smi's usable size, 79.6 GiB)."""
@@ -116,7 +119,7 @@ class AccountReader(Protocol):
         ...
 
     def running_vcpus(self, family: str) -> int:
-        """vCPUs of pending/running instances whose type starts with ``family``."""
+        """vCPUs of pending/running instances of the quota's family (``p``, or ``g`` with ``vt``)."""
         ...
 
     def capacity_reservation(self, reservation_id: str) -> dict[str, Any] | None:
@@ -194,19 +197,29 @@ class Boto3Reader:
         return float(sq.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=quota_code)["Quota"]["Value"])
 
     def running_vcpus(self, family: str) -> int:
+        # The type is matched here, not with a server-side wildcard filter: one code path for
+        # every family prefix (``p``; ``g`` and ``vt`` share L-DB2E81BA).
+        prefixes = QUOTA_FAMILIES.get(family, (family,))
         pages = self._c("ec2").get_paginator("describe_instances").paginate(
-            Filters=[
-                {"Name": "instance-state-name", "Values": ["pending", "running"]},
-                {"Name": "instance-type", "Values": [f"{family}*"]},
-            ]
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
         )
         total = 0
         for page in pages:
             for res in page["Reservations"]:
                 for inst in res["Instances"]:
+                    itype = str(inst.get("InstanceType", ""))
+                    if not itype.startswith(prefixes):
+                        continue
                     cpu = inst.get("CpuOptions") or {}
-                    total += int(cpu.get("CoreCount", 0)) * int(cpu.get("ThreadsPerCore", 1))
+                    if cpu.get("CoreCount"):
+                        total += int(cpu["CoreCount"]) * int(cpu.get("ThreadsPerCore", 1))
+                    else:
+                        total += self._default_vcpus(itype)
         return total
+
+    def _default_vcpus(self, instance_type: str) -> int:
+        info = self.instance_type(instance_type)
+        return int((info.get("VCpuInfo") or {}).get("DefaultVCpus", 0))
 
     def capacity_reservation(self, reservation_id: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError
