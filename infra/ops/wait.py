@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from infra.ops import http
-from infra.ops.report import Check
+from infra.ops.report import Check, Status
 
 DEFAULT_DEADLINE_SECS = 3600
 """Without a cold-start estimate: 60 min. A 72B model from cold takes about 15-30 min on p5
@@ -55,7 +55,8 @@ class ServerTarget:
         index: group index (``server-g<index>-r0`` is its rank 0).
         url: rank 0's base URL (``http://10.0.1.10:30000``).
         multi_node: its ranks span nodes (NCCL crosses EFA), so its transport is checked.
-        head_node: logical name of its rank-0 node (``server-g0-r0``).
+        head_node: logical name of its rank-0 node (``server-g0-r0``); its other nodes are
+            ``server-g0-r1``, ...
     """
 
     index: int
@@ -204,15 +205,22 @@ def poll_once(target: WaitTarget, transports: TransportReader | None, timeout: f
             )
         if s.multi_node:
             tname = f"server {s.index} transport"
-            word = next((w for k, w in reports.items() if k.startswith(f"{s.head_node}/")), "")
+            # Every node of the server checks its own ranks (server-<slot>.log); rank 0 repeats
+            # the verdict in ready-<slot>.log once serving. Any node off EFA fails the server.
+            group = s.head_node.rsplit("-r", 1)[0] + "-r"
+            words = {k.split("/", 1)[0]: w for k, w in reports.items() if k.startswith(group)}
+            bad = {n: w for n, w in words.items() if w != "efa"}
             if transport_error:
                 st.rows[tname] = ("unknown", transport_error)
-            elif not word:
-                st.rows[tname] = ("waiting", "no NCCL transport reported yet")
-            elif word == "efa":
-                st.rows[tname] = ("ready", "NCCL transport: efa")
+            elif bad:
+                st.rows[tname] = (
+                    "failed",
+                    "; ".join(f"{n}: NCCL transport is {w}, not EFA" for n, w in sorted(bad.items())),
+                )
+            elif words:
+                st.rows[tname] = ("ready", f"NCCL transport: efa ({', '.join(sorted(words))})")
             else:
-                st.rows[tname] = ("failed", f"NCCL transport is {word}, not EFA")
+                st.rows[tname] = ("waiting", "no NCCL transport reported yet")
     return st
 
 
@@ -302,8 +310,8 @@ def wait(
 
 def state_checks(state: State) -> list[Check]:
     """The final state as table rows: ready -> pass, unreachable/unknown -> warn, else fail."""
-    status = {"ready": "pass", "unreachable": "warn", "unknown": "warn"}
-    return [Check(n, status.get(s, "fail"), f"{s}: {d}") for n, (s, d) in state.rows.items()]  # type: ignore[arg-type]  # statuses are the Literal's
+    status: dict[str, Status] = {"ready": "pass", "unreachable": "warn", "unknown": "warn"}
+    return [Check(n, status.get(s, "fail"), f"{s}: {d}") for n, (s, d) in state.rows.items()]
 
 
 def servers_in(urls: Sequence[str], multi_node: bool = False) -> list[ServerTarget]:
