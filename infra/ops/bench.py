@@ -313,19 +313,32 @@ def plot_concurrency(results: Sequence[Result], directory: Path) -> dict[Path, l
     written: dict[Path, list[str]] = {}
     for name, series in PLOT_SERIES.items():
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+        # Requests/s is two orders of magnitude below tokens/s: its own axis on the right.
+        right = ax.twinx() if name == "throughput" else None
         labels: list[str] = []
-        for key, label in series:
+        handles: list[Any] = []
+        for i, (key, label) in enumerate(series):
             ys = [r.metric(key) for r in points]
             if all(y is None for y in ys):
                 continue
-            ax.plot(xs, [math.nan if y is None else y for y in ys], marker="o", label=label)
+            axis = right if right is not None and key == "request_throughput" else ax
+            (line,) = axis.plot(
+                xs, [math.nan if y is None else y for y in ys], marker="o", label=label, color=f"C{i}"
+            )
+            handles.append(line)
             labels.append(label)
         ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(int(x)) for x in xs])
         ax.set_xlabel("max concurrency (requests in flight)")
-        ax.set_ylabel("tokens/s | requests/s" if name == "throughput" else "milliseconds")
+        if right is not None:
+            ax.set_ylabel("output tokens/s")
+            right.set_ylabel("requests/s")
+        else:
+            ax.set_yscale("log")  # ITL (ms) and E2E (s) on one chart
+            ax.set_ylabel("milliseconds (log scale)")
         ax.set_title(f"{name.capitalize()} vs concurrency")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.legend(handles, labels, loc="upper left", fontsize="small")
         path = directory / f"concurrency-{name}.png"
         fig.tight_layout()
         fig.savefig(path, format="png", metadata={"Series": json.dumps(labels), "Software": "infra bench"})
