@@ -84,7 +84,11 @@ class Run:
 
 
 def _random(input_len: int, output_len: int, prompts: int, rate: str, sharegpt: str) -> tuple[str, ...]:
-    data = ("--dataset-name", "random", "--dataset-path", sharegpt) if sharegpt else ("--dataset-name", "random-ids")
+    data = (
+        ("--dataset-name", "random", "--dataset-path", sharegpt)
+        if sharegpt
+        else ("--dataset-name", "random-ids")
+    )
     return (
         *data,
         "--random-input-len",
@@ -123,7 +127,9 @@ def matrix(types: Sequence[str], sharegpt: str = "") -> list[Run]:
         elif t == "prefill":
             runs += [Run(t, f"in={n} out=1", _random(n, 1, 50, "4", sharegpt)) for n in PREFILL_INPUT_LENS]
         elif t == "decode":
-            runs += [Run(t, f"in=128 out={n}", _random(128, n, 50, "4", sharegpt)) for n in DECODE_OUTPUT_LENS]
+            runs += [
+                Run(t, f"in=128 out={n}", _random(128, n, 50, "4", sharegpt)) for n in DECODE_OUTPUT_LENS
+            ]
         elif t == "latency":
             runs.append(Run(t, "in=512 out=128 rate=1", _random(512, 128, 50, "1", sharegpt)))
         elif t == "concurrency":
@@ -138,7 +144,11 @@ def matrix(types: Sequence[str], sharegpt: str = "") -> list[Run]:
                     "nothing is downloaded at run time"
                 )
             runs.append(
-                Run(t, "sharegpt 500", ("--dataset-name", "sharegpt", "--dataset-path", sharegpt, "--num-prompts", "500"))
+                Run(
+                    t,
+                    "sharegpt 500",
+                    ("--dataset-name", "sharegpt", "--dataset-path", sharegpt, "--num-prompts", "500"),
+                )
             )
     return runs
 
@@ -163,7 +173,10 @@ def module_available(python: str) -> bool:
     """True when ``python`` can find :data:`BENCH_MODULE` (``importlib.util.find_spec``)."""
     code = f"import importlib.util,sys; sys.exit(0 if importlib.util.find_spec({BENCH_MODULE!r}) else 3)"
     try:
-        return subprocess.run([python, "-c", code], capture_output=True, timeout=120, check=False).returncode == 0
+        return (
+            subprocess.run([python, "-c", code], capture_output=True, timeout=120, check=False).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -210,7 +223,9 @@ class Result:
 
     def metric(self, key: str) -> float | None:
         v = self.data.get(key)
-        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+        return (
+            float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+        )
 
 
 def load_results(directory: Path) -> list[Result]:
@@ -305,7 +320,9 @@ def plot_concurrency(results: Sequence[Result], directory: Path) -> dict[Path, l
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = sorted((r for r in results if r.type == "concurrency" and r.concurrency), key=lambda r: r.concurrency or 0)
+    points = sorted(
+        (r for r in results if r.type == "concurrency" and r.concurrency), key=lambda r: r.concurrency or 0
+    )
     if not points:
         return {}
     directory.mkdir(parents=True, exist_ok=True)
@@ -374,10 +391,14 @@ def run_matrix(
         f = directory / f"{r.slug}.jsonl"
         f.unlink(missing_ok=True)
         argv = [python, "-m", BENCH_MODULE, *bench_argv(r, base_url, model, tokenizer, str(f))]
-        print(f"bench {r.type} {r.label}: {' '.join(shlex.quote(a) for a in argv[1:])}", file=stream, flush=True)
+        print(
+            f"bench {r.type} {r.label}: {' '.join(shlex.quote(a) for a in argv[1:])}", file=stream, flush=True
+        )
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not f.exists():
-            tail = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+            tail = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["(no output)"])[
+                -1
+            ]
             raise BenchError(f"{r.type} {r.label}: {BENCH_MODULE} exited {proc.returncode}: {tail}")
         files.append(f)
     return files

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra.ops.report import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Check, exit_code, render_checks
+# rich and matplotlib load only when an operator command runs, so `plan` and `schema` need
+# neither (their modules import them at the top).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _err(msg: str) -> int:
@@ -17,6 +19,7 @@ def _err(msg: str) -> int:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     from infra.ops.preflight import Boto3Reader, run_preflight, stack_facts
+    from infra.ops.report import exit_code, render_checks
     from infra.spec import SpecError
 
     try:
@@ -45,6 +48,7 @@ def _resolve_url(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
+    from infra.ops.report import exit_code, render_checks
     from infra.ops.smoke import Target, run_smoke
     from infra.ops.stack import OpsError, api_key
 
@@ -52,13 +56,19 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         url, outputs = _resolve_url(args)
     except (OpsError, ValueError) as e:
         return _err(str(e))
-    target = Target(url, api_key(args.stack, args.api_key), args.model or str(outputs.get("served_model_name") or ""), args.timeout)
+    target = Target(
+        url,
+        api_key(args.stack, args.api_key),
+        args.model or str(outputs.get("served_model_name") or ""),
+        args.timeout,
+    )
     checks = run_smoke(target)
     render_checks(f"smoke {url}", checks)
     return exit_code(checks)
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
+    from infra.ops.report import render_checks
     from infra.ops.stack import OpsError, api_key
     from infra.ops.wait import (
         WaitTarget,
@@ -153,7 +163,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 print("\n".join(lines))
                 return EXIT_OK if args.dry_run else EXIT_FAILED
             results_dir = out_dir
-            run_matrix(runs, url, model, args.tokenizer or "", results_dir, args.python, api_key(args.stack, args.api_key))
+            run_matrix(
+                runs,
+                url,
+                model,
+                args.tokenizer or "",
+                results_dir,
+                args.python,
+                api_key(args.stack, args.api_key),
+            )
         results = load_results(results_dir)
     except (BenchError, OpsError, ValueError) as e:
         return _err(str(e))
@@ -170,15 +188,22 @@ def add_ops_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_preflight)
 
     def endpoint(q: argparse.ArgumentParser, stack_required: bool = False) -> None:
-        q.add_argument("stack", nargs=None if stack_required else "?", help="deployed stack (pulumi stack output)")
+        q.add_argument(
+            "stack", nargs=None if stack_required else "?", help="deployed stack (pulumi stack output)"
+        )
         q.add_argument("--url", help="router URL instead of the stack's router_url output")
-        q.add_argument("--api-key", help="router API key (default: $SGLANG_API_KEY, $OPENAI_API_KEY, "
-                       "or `pulumi config get router_api_key`)")
+        q.add_argument(
+            "--api-key",
+            help="router API key (default: $SGLANG_API_KEY, $OPENAI_API_KEY, "
+            "or `pulumi config get router_api_key`)",
+        )
 
     w = sub.add_parser("wait", help="wait until the router and every rank 0 serve")
     endpoint(w)
     w.add_argument("--server-url", action="append", help="rank-0 URL to poll (with --url); repeatable")
-    w.add_argument("--timeout", type=int, default=0, help="seconds (default: from the plan's cold-start estimate)")
+    w.add_argument(
+        "--timeout", type=int, default=0, help="seconds (default: from the plan's cold-start estimate)"
+    )
     w.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
     w.set_defaults(func=cmd_wait)
 
@@ -190,14 +215,23 @@ def add_ops_commands(sub: Any) -> None:
 
     b = sub.add_parser("bench", help="SGLang's serving benchmark with the seed's matrix; table and plots")
     endpoint(b)
-    b.add_argument("--type", default="throughput,prefill,decode,latency,concurrency",
-                   help="comma list of throughput,prefill,decode,latency,concurrency,sharegpt")
-    b.add_argument("--sharegpt", default="", help="local ShareGPT_V3 JSON file (or on /fsx); never downloaded")
+    b.add_argument(
+        "--type",
+        default="throughput,prefill,decode,latency,concurrency",
+        help="comma list of throughput,prefill,decode,latency,concurrency,sharegpt",
+    )
+    b.add_argument(
+        "--sharegpt", default="", help="local ShareGPT_V3 JSON file (or on /fsx); never downloaded"
+    )
     b.add_argument("--model", default="", help="served model name (default: the stack's served_model_name)")
-    b.add_argument("--tokenizer", default="", help="tokenizer path (default on the head node: /fsx/models/<model>)")
+    b.add_argument(
+        "--tokenizer", default="", help="tokenizer path (default on the head node: /fsx/models/<model>)"
+    )
     b.add_argument("--python", default=sys.executable, help="Python with sglang 0.5.23 installed")
     b.add_argument("--region", default="", help="AWS region for the SSM hint")
     b.add_argument("--out", default="results", help="directory for JSONL results and PNG plots")
-    b.add_argument("--results", default="", help="only tabulate and plot the *.jsonl already in this directory")
+    b.add_argument(
+        "--results", default="", help="only tabulate and plot the *.jsonl already in this directory"
+    )
     b.add_argument("--dry-run", action="store_true", help="print the runs, run nothing")
     b.set_defaults(func=cmd_bench)

@@ -7,7 +7,6 @@ a check can say exactly what came back.
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -77,12 +76,14 @@ def request(
             return Reply(resp.status, body, _headers(resp.headers), secs=time.monotonic() - start)
     except urllib.error.HTTPError as e:
         return Reply(e.code, e.read(), _headers(e.headers), secs=time.monotonic() - start)
-    except (urllib.error.URLError, OSError, socket.timeout) as e:
+    except (TimeoutError, urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         return Reply(0, error=f"no response from {url}: {reason}", secs=time.monotonic() - start)
 
 
-def stream_events(url: str, payload: Any, api_key: str = "", timeout: float = 60.0) -> tuple[Reply, list[str]]:
+def stream_events(
+    url: str, payload: Any, api_key: str = "", timeout: float = 60.0
+) -> tuple[Reply, list[str]]:
     """POST ``payload`` and read a server-sent-event stream line by line.
 
     Returns:
@@ -103,14 +104,14 @@ def stream_events(url: str, payload: Any, api_key: str = "", timeout: float = 60
                     text = line.decode("utf-8", "replace").strip()
                     if text.startswith("data:"):
                         events.append(text[5:].strip())
-            except (OSError, socket.timeout, ValueError) as e:
+            except (TimeoutError, OSError, ValueError) as e:
                 reply.error = f"stream cut short: {e}"
             reply.body = bytes(raw)
             reply.secs = time.monotonic() - start
             return reply, events
     except urllib.error.HTTPError as e:
         return Reply(e.code, e.read(), _headers(e.headers), secs=time.monotonic() - start), events
-    except (urllib.error.URLError, OSError, socket.timeout) as e:
+    except (TimeoutError, urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         return Reply(0, error=f"no response from {url}: {reason}", secs=time.monotonic() - start), events
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from infra.ops.report import Check
-from infra.planning.catalog import InstanceType, lookup
+from infra.planning.catalog import InstanceType
 
 QUOTA_CODES: dict[str, tuple[str, str]] = {
     "p": ("L-417A185B", "Running On-Demand P instances"),
@@ -151,7 +151,7 @@ class Boto3Reader:
     """:class:`AccountReader` on boto3 (standard retry mode, 5 attempts, for throttling)."""
 
     def __init__(self, region: str, session: Any = None) -> None:
-        import boto3
+        import boto3.session
         from botocore.config import Config
 
         self.region = region
@@ -174,9 +174,13 @@ class Boto3Reader:
         return str(self._c("ec2").describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["AvailabilityZone"])
 
     def offered_azs(self, instance_type: str) -> list[str]:
-        pages = self._c("ec2").get_paginator("describe_instance_type_offerings").paginate(
-            LocationType="availability-zone",
-            Filters=[{"Name": "instance-type", "Values": [instance_type]}],
+        pages = (
+            self._c("ec2")
+            .get_paginator("describe_instance_type_offerings")
+            .paginate(
+                LocationType="availability-zone",
+                Filters=[{"Name": "instance-type", "Values": [instance_type]}],
+            )
         )
         return sorted({o["Location"] for p in pages for o in p["InstanceTypeOfferings"]})
 
@@ -194,14 +198,18 @@ class Boto3Reader:
             if e.response.get("Error", {}).get("Code") != "NoSuchResourceException":
                 raise
         # Never requested: the AWS default applies.
-        return float(sq.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=quota_code)["Quota"]["Value"])
+        return float(
+            sq.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=quota_code)["Quota"]["Value"]
+        )
 
     def running_vcpus(self, family: str) -> int:
         # The type is matched here, not with a server-side wildcard filter: one code path for
         # every family prefix (``p``; ``g`` and ``vt`` share L-DB2E81BA).
         prefixes = QUOTA_FAMILIES.get(family, (family,))
-        pages = self._c("ec2").get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        pages = (
+            self._c("ec2")
+            .get_paginator("describe_instances")
+            .paginate(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
         )
         total = 0
         for page in pages:
@@ -335,7 +343,7 @@ def stack_facts(stack_or_file: str) -> StackFacts:
     )
 
 
-class _Abort(Exception):
+class _NoCredentialsAbortError(Exception):
     """No credentials: every further call would fail the same way."""
 
 
@@ -358,7 +366,7 @@ def run_preflight(facts: StackFacts, reader: AccountReader) -> list[Check]:
             got = fn()
         except (NoCredentialsError, PartialCredentialsError) as e:
             checks.append(Check(name, "fail", aws_error_line(e, action)))
-            raise _Abort from None
+            raise _NoCredentialsAbortError from None
         except AwsError as e:
             checks.append(Check(name, "fail", str(e)))
             return
@@ -395,7 +403,7 @@ def run_preflight(facts: StackFacts, reader: AccountReader) -> list[Check]:
             run("weights bucket", "s3:ListBucket", lambda: _bucket(facts, reader))
         if facts.certificate_arn:
             run("certificate", "acm:DescribeCertificate", lambda: _certificate(facts, reader))
-    except _Abort:
+    except _NoCredentialsAbortError:
         pass
     return checks
 
@@ -528,7 +536,9 @@ def _ami(facts: StackFacts, reader: AccountReader) -> Check:
     if facts.ami_id:
         if reader.image_exists(facts.ami_id):
             return Check("AMI", "pass", f"ami_id {facts.ami_id} exists in {facts.region}")
-        return Check("AMI", "fail", f"ami_id {facts.ami_id} does not exist in {facts.region} (or is not shared)")
+        return Check(
+            "AMI", "fail", f"ami_id {facts.ami_id} does not exist in {facts.region} (or is not shared)"
+        )
     value = reader.ssm_parameter(facts.dlami_parameter)
     if not value:
         return Check(

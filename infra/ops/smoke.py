@@ -46,7 +46,7 @@ CHECK_NAMES: tuple[str, ...] = (
 )
 
 
-class CheckFailed(Exception):
+class CheckFailedError(Exception):
     """One check's failure; the message is the detail line."""
 
 
@@ -70,7 +70,7 @@ class Target:
         """POST JSON and return the parsed JSON reply.
 
         Raises:
-            CheckFailed: on a non-200 reply, no reply, or a body that is not JSON.
+            CheckFailedError: on a non-200 reply, no reply, or a body that is not JSON.
         """
         reply = http.request("POST", self.url + path, payload, self.api_key, self.timeout)
         return _json_ok(reply, f"POST {path}")
@@ -82,20 +82,22 @@ class Target:
 
 def _json_ok(reply: http.Reply, what: str) -> Any:
     if reply.status == 401:
-        raise CheckFailed(f"{what}: HTTP 401 (the router wants an API key: --api-key or $SGLANG_API_KEY)")
+        raise CheckFailedError(
+            f"{what}: HTTP 401 (the router wants an API key: --api-key or $SGLANG_API_KEY)"
+        )
     if reply.status != 200:
-        raise CheckFailed(f"{what}: {reply.brief()}")
+        raise CheckFailedError(f"{what}: {reply.brief()}")
     try:
         return reply.json()
     except ValueError:
-        raise CheckFailed(f"{what}: the reply is not JSON ({reply.body[:80]!r})") from None
+        raise CheckFailedError(f"{what}: the reply is not JSON ({reply.body[:80]!r})") from None
 
 
 def _choices(doc: Any, n: int, what: str) -> list[dict[str, Any]]:
     choices = doc.get("choices") if isinstance(doc, dict) else None
     if not isinstance(choices, list) or len(choices) != n:
         got = len(choices) if isinstance(choices, list) else "no"
-        raise CheckFailed(f"{what}: expected {n} choice(s), got {got}")
+        raise CheckFailedError(f"{what}: expected {n} choice(s), got {got}")
     return choices
 
 
@@ -103,20 +105,26 @@ def check_models(t: Target) -> str:
     doc = _json_ok(t.get("/v1/models"), "GET /v1/models")
     ids = [m.get("id") for m in doc.get("data", []) if isinstance(m, dict)] if isinstance(doc, dict) else []
     if not ids:
-        raise CheckFailed("GET /v1/models: no model listed")
+        raise CheckFailedError("GET /v1/models: no model listed")
     if t.model and t.model not in ids:
-        raise CheckFailed(f"GET /v1/models: {t.model!r} is not served (served: {', '.join(map(str, ids))})")
+        raise CheckFailedError(
+            f"GET /v1/models: {t.model!r} is not served (served: {', '.join(map(str, ids))})"
+        )
     if not t.model:
         t.model = str(ids[0])
     return f"serves {', '.join(map(str, ids))}"
 
 
 def check_completion(t: Target) -> str:
-    doc = t.post("/v1/completions", {"model": t.model, "prompt": "The capital of France is", "max_tokens": 16})
+    doc = t.post(
+        "/v1/completions", {"model": t.model, "prompt": "The capital of France is", "max_tokens": 16}
+    )
     text = _choices(doc, 1, "completion")[0].get("text")
     tokens = (doc.get("usage") or {}).get("completion_tokens", 0)
     if not isinstance(text, str) or not tokens:
-        raise CheckFailed(f"completion: no text or no completion tokens (text={text!r}, tokens={tokens})")
+        raise CheckFailedError(
+            f"completion: no text or no completion tokens (text={text!r}, tokens={tokens})"
+        )
     return f"{tokens} token(s): {text.strip()[:60]!r}"
 
 
@@ -126,9 +134,9 @@ def check_batch(t: Target) -> str:
     choices = _choices(doc, len(prompts), "batch prompts")
     indices = sorted(int(c.get("index", -1)) for c in choices)
     if indices != list(range(len(prompts))):
-        raise CheckFailed(f"batch prompts: choice indices {indices}, expected 0..{len(prompts) - 1}")
+        raise CheckFailedError(f"batch prompts: choice indices {indices}, expected 0..{len(prompts) - 1}")
     if not all(isinstance(c.get("text"), str) for c in choices):
-        raise CheckFailed("batch prompts: a choice has no text")
+        raise CheckFailedError("batch prompts: a choice has no text")
     return f"{len(prompts)} prompts, {len(choices)} choices"
 
 
@@ -139,10 +147,10 @@ def check_chat(t: Target) -> str:
     )
     msg = _choices(doc, 1, "chat")[0].get("message") or {}
     if msg.get("role") != "assistant":
-        raise CheckFailed(f"chat: message role {msg.get('role')!r}, expected 'assistant'")
+        raise CheckFailedError(f"chat: message role {msg.get('role')!r}, expected 'assistant'")
     text = msg.get("content") or msg.get("reasoning_content")
     if not isinstance(text, str) or not text:
-        raise CheckFailed("chat: neither content nor reasoning_content in the assistant message")
+        raise CheckFailedError("chat: neither content nor reasoning_content in the assistant message")
     return f"assistant: {text.strip()[:60]!r}"
 
 
@@ -163,9 +171,9 @@ def check_sampling(t: Target) -> str:
     choice = _choices(doc, 1, "sampling")[0]
     tokens = (doc.get("usage") or {}).get("completion_tokens")
     if not isinstance(tokens, int) or not 0 < tokens <= limit:
-        raise CheckFailed(f"sampling: {tokens} completion tokens with max_tokens {limit}")
+        raise CheckFailedError(f"sampling: {tokens} completion tokens with max_tokens {limit}")
     if choice.get("finish_reason") not in ("length", "stop"):
-        raise CheckFailed(f"sampling: finish_reason {choice.get('finish_reason')!r}")
+        raise CheckFailedError(f"sampling: finish_reason {choice.get('finish_reason')!r}")
     return f"temperature 0.7, top_p 0.9, top_k 20: {tokens} token(s) (max {limit})"
 
 
@@ -182,27 +190,27 @@ def check_streaming(t: Target) -> str:
         t.timeout,
     )
     if reply.status != 200:
-        raise CheckFailed(f"streaming: {reply.brief()}")
+        raise CheckFailedError(f"streaming: {reply.brief()}")
     ctype = reply.headers.get("content-type", "")
     if "text/event-stream" not in ctype:
-        raise CheckFailed(f"streaming: content-type {ctype!r}, expected text/event-stream")
+        raise CheckFailedError(f"streaming: content-type {ctype!r}, expected text/event-stream")
     if reply.error:
-        raise CheckFailed(f"streaming: {reply.error} after {len(events)} event(s)")
+        raise CheckFailedError(f"streaming: {reply.error} after {len(events)} event(s)")
     if not events or events[-1] != "[DONE]":
-        raise CheckFailed(f"streaming: {len(events)} event(s) and no final 'data: [DONE]'")
+        raise CheckFailedError(f"streaming: {len(events)} event(s) and no final 'data: [DONE]'")
     chunks = events[:-1]
     deltas = 0
     for e in chunks:
         try:
             doc = json.loads(e)
         except ValueError:
-            raise CheckFailed(f"streaming: an event is not JSON: {e[:80]!r}") from None
+            raise CheckFailedError(f"streaming: an event is not JSON: {e[:80]!r}") from None
         for c in doc.get("choices", []):
             delta = c.get("delta") or {}
             if delta.get("content") or delta.get("reasoning_content"):
                 deltas += 1
     if deltas == 0:
-        raise CheckFailed(f"streaming: {len(chunks)} chunk(s) but no content delta")
+        raise CheckFailedError(f"streaming: {len(chunks)} chunk(s) but no content delta")
     return f"{len(chunks)} chunk(s), {deltas} with content, then [DONE]"
 
 
@@ -214,23 +222,31 @@ def check_logprobs(t: Target) -> str:
     lp = _choices(doc, 1, "logprobs")[0].get("logprobs") or {}
     values = lp.get("token_logprobs")
     if not isinstance(values, list) or not values:
-        raise CheckFailed("logprobs: no choices[0].logprobs.token_logprobs in the reply")
+        raise CheckFailedError("logprobs: no choices[0].logprobs.token_logprobs in the reply")
     if not all(isinstance(v, int | float) and v <= 0 for v in values):
-        raise CheckFailed(f"logprobs: token_logprobs are not log-probabilities (<= 0): {values[:4]}")
+        raise CheckFailedError(f"logprobs: token_logprobs are not log-probabilities (<= 0): {values[:4]}")
     return f"{len(values)} token logprob(s), first {values[0]:.3f}"
 
 
 def check_stop(t: Target) -> str:
     doc = t.post(
         "/v1/completions",
-        {"model": t.model, "prompt": "Count from one: 1, 2, 3,", "max_tokens": 32, "stop": [","], "temperature": 0},
+        {
+            "model": t.model,
+            "prompt": "Count from one: 1, 2, 3,",
+            "max_tokens": 32,
+            "stop": [","],
+            "temperature": 0,
+        },
     )
     choice = _choices(doc, 1, "stop sequences")[0]
     text = choice.get("text", "")
     if "," in str(text):
-        raise CheckFailed(f"stop sequences: the stop string ',' is in the text {text!r}")
+        raise CheckFailedError(f"stop sequences: the stop string ',' is in the text {text!r}")
     if choice.get("finish_reason") != "stop":
-        raise CheckFailed(f"stop sequences: finish_reason {choice.get('finish_reason')!r}, expected 'stop'")
+        raise CheckFailedError(
+            f"stop sequences: finish_reason {choice.get('finish_reason')!r}, expected 'stop'"
+        )
     return f"stopped at ',' after {str(text).strip()!r}"
 
 
@@ -240,18 +256,18 @@ def check_generate(t: Target) -> str:
         {"text": "The capital of France is", "sampling_params": {"max_new_tokens": 16, "temperature": 0}},
     )
     if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
-        raise CheckFailed("generate: no 'text' in the reply of POST /generate")
+        raise CheckFailedError("generate: no 'text' in the reply of POST /generate")
     meta = doc.get("meta_info") or {}
     tokens = meta.get("completion_tokens")
     if not tokens:
-        raise CheckFailed("generate: no meta_info.completion_tokens in the reply")
+        raise CheckFailedError("generate: no meta_info.completion_tokens in the reply")
     return f"{tokens} token(s), finish {(meta.get('finish_reason') or {}).get('type', '?')}"
 
 
 def check_health(t: Target) -> str:
     reply = t.get("/health")
     if reply.status != 200:
-        raise CheckFailed(f"GET /health: {reply.brief()}")
+        raise CheckFailedError(f"GET /health: {reply.brief()}")
     return f"HTTP 200 in {reply.secs * 1000:.0f} ms"
 
 
@@ -284,7 +300,7 @@ def run_smoke(target: Target) -> list[Check]:
         try:
             detail = fn(target)
             out.append(Check(name, "pass", detail))
-        except CheckFailed as e:
+        except CheckFailedError as e:
             out.append(Check(name, "fail", str(e)))
         if name == "models" and not target.model:
             target.model = "default"

@@ -130,7 +130,11 @@ def deadline_from_plan(doc: Mapping[str, Any]) -> tuple[int, str]:
     def walk(x: Any) -> None:
         if isinstance(x, Mapping):
             for k, v in x.items():
-                if isinstance(v, int | float) and not isinstance(v, bool) and str(k).endswith(("total_secs", "total_seconds")):
+                if (
+                    isinstance(v, int | float)
+                    and not isinstance(v, bool)
+                    and str(k).endswith(("total_secs", "total_seconds"))
+                ):
                     totals.append(float(v))
                 else:
                     walk(v)
@@ -164,8 +168,10 @@ class State:
     """name -> (state, detail); state in ready/waiting/unreachable/failed/unknown."""
 
     def done(self) -> bool:
-        return bool(self.rows) and all(s in ("ready", "unreachable", "unknown") for s, _ in self.rows.values()) and (
-            self.rows.get("router", ("", ""))[0] == "ready"
+        return (
+            bool(self.rows)
+            and all(s in ("ready", "unreachable", "unknown") for s, _ in self.rows.values())
+            and (self.rows.get("router", ("", ""))[0] == "ready")
         )
 
     def failed(self) -> list[str]:
@@ -201,7 +207,9 @@ def poll_once(target: WaitTarget, transports: TransportReader | None, timeout: f
         else:
             m = http.request("GET", s.url + "/v1/models", None, "", timeout)
             st.rows[name] = (
-                ("ready", "/health and /v1/models 200") if m.status == 200 else ("waiting", f"/v1/models: {m.brief()}")
+                ("ready", "/health and /v1/models 200")
+                if m.status == 200
+                else ("waiting", f"/v1/models: {m.brief()}")
             )
         if s.multi_node:
             tname = f"server {s.index} transport"
@@ -296,7 +304,11 @@ def wait(
             summary = f"{ready}/{len(state.rows)} ready: " + ", ".join(
                 f"{n} {s}" for n, (s, _) in state.rows.items()
             )
-            progress.update(task, completed=min(clock() - start, deadline_secs), description=f"({ready}/{len(state.rows)} ready)")
+            progress.update(
+                task,
+                completed=min(clock() - start, deadline_secs),
+                description=f"({ready}/{len(state.rows)} ready)",
+            )
             if summary != last_line:
                 progress.console.print(f"[{clock() - start:6.0f} s] {summary}")
                 last_line = summary

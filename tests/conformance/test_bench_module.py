@@ -34,7 +34,11 @@ def _cli_main() -> ast.FunctionDef:
 def _options() -> dict[str, ast.Call]:
     out: dict[str, ast.Call] = {}
     for node in ast.walk(_cli_main()):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "add_argument"
+        ):
             for a in node.args:
                 if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.startswith("-"):
                     out[a.value] = node
@@ -61,7 +65,9 @@ def test_every_rendered_flag_is_an_exact_option_string() -> None:
     assert isinstance(datasets, ast.List)
     dataset_choices = {e.value for e in datasets.elts if isinstance(e, ast.Constant)}
     for r in runs:
-        argv = bench_argv(r, "http://127.0.0.1:8000", "Qwen/Qwen3-0.6B", "/fsx/models/Qwen/Qwen3-0.6B", "o.jsonl")
+        argv = bench_argv(
+            r, "http://127.0.0.1:8000", "Qwen/Qwen3-0.6B", "/fsx/models/Qwen/Qwen3-0.6B", "o.jsonl"
+        )
         for a in argv:
             if a.startswith("--"):
                 assert a in options, f"{a} is not an option of {BENCH_MODULE} 0.5.23"
@@ -73,7 +79,10 @@ def test_backend_and_range_ratio_default() -> None:
         n.value
         for n in _source().body
         if isinstance(n, ast.Assign | ast.AnnAssign)
-        and any(isinstance(t, ast.Name) and t.id == "ASYNC_REQUEST_FUNCS" for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))
+        and any(
+            isinstance(t, ast.Name) and t.id == "ASYNC_REQUEST_FUNCS"
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+        )
     )
     assert isinstance(funcs, ast.Dict)
     assert "sglang" in {k.value for k in funcs.keys if isinstance(k, ast.Constant)}

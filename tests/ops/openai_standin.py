@@ -33,7 +33,7 @@ class StandIn:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: Any) -> None:
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _send(self, code: int, doc: Any, ctype: str = "application/json") -> None:
@@ -49,12 +49,14 @@ class StandIn:
                     return True
                 return self.headers.get("Authorization") == f"Bearer {stand.api_key}"
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 stand.requests.append(("GET", self.path, dict(self.headers)))
                 if not self._authorized():
                     return self._send(401, {"error": "unauthorized"})
                 if self.path == "/health":
-                    return self._send(200 if stand.ready else 503, "" if stand.ready else "loading", "text/plain")
+                    return self._send(
+                        200 if stand.ready else 503, "" if stand.ready else "loading", "text/plain"
+                    )
                 if self.path == "/readiness":
                     return self._send(200 if stand.ready else 503, {"ready": stand.ready})
                 if self.path == "/v1/models":
@@ -63,7 +65,7 @@ class StandIn:
                     return self._send(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
                 return self._send(404, {"error": "not found"})
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server API)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 req = json.loads(self.rfile.read(length) or b"{}")
                 stand.requests.append(("POST", self.path, dict(self.headers)))
@@ -135,7 +137,11 @@ class StandIn:
                         "object": "text_completion",
                         "model": req.get("model"),
                         "choices": choices,
-                        "usage": {"prompt_tokens": 5, "completion_tokens": tokens, "total_tokens": 5 + tokens},
+                        "usage": {
+                            "prompt_tokens": 5,
+                            "completion_tokens": tokens,
+                            "total_tokens": 5 + tokens,
+                        },
                     },
                 )
 
@@ -146,7 +152,10 @@ class StandIn:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 for i, w in enumerate(WORDS[:n]):
-                    chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": w}}]}
+                    chunk = {
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": {"content": w}}],
+                    }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
                     if "streaming" in stand.broken and i == 2:

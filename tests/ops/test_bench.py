@@ -51,7 +51,9 @@ def test_matrix_uses_full_flags_fixed_lengths_and_no_download() -> None:
     runs = matrix(["throughput", "prefill", "decode", "latency", "concurrency"])
     assert len(runs) == 1 + 7 + 4 + 1 + 5
     for r in runs:
-        argv = bench_argv(r, "http://router:8000", "Qwen/Qwen3-0.6B", "/fsx/models/Qwen/Qwen3-0.6B", "out.jsonl")
+        argv = bench_argv(
+            r, "http://router:8000", "Qwen/Qwen3-0.6B", "/fsx/models/Qwen/Qwen3-0.6B", "out.jsonl"
+        )
         flags = [a for a in argv if a.startswith("-")]
         assert all(f.startswith("--") for f in flags)
         assert "--random-input" not in argv and "--random-output" not in argv  # the seed's abbreviations
@@ -69,7 +71,9 @@ def test_matrix_uses_full_flags_fixed_lengths_and_no_download() -> None:
 def test_sharegpt_needs_a_local_file() -> None:
     with pytest.raises(BenchError, match="needs the ShareGPT file locally"):
         matrix(["sharegpt"])
-    runs = matrix(["throughput", "sharegpt"], sharegpt="/fsx/datasets/ShareGPT_V3_unfiltered_cleaned_split.json")
+    runs = matrix(
+        ["throughput", "sharegpt"], sharegpt="/fsx/datasets/ShareGPT_V3_unfiltered_cleaned_split.json"
+    )
     for r in runs:
         assert r.args[r.args.index("--dataset-path") + 1].startswith("/fsx/datasets/")
     assert runs[0].args[runs[0].args.index("--dataset-name") + 1] == "random"
@@ -83,7 +87,16 @@ def test_table_from_recorded_results() -> None:
     out = io.StringIO()
     render_results(results, out)
     text = out.getvalue()
-    for title in ("TTFT med ms", "TTFT p99 ms", "ITL med ms", "ITL p99 ms", "E2E med ms", "E2E p99 ms", "out tok/s", "req/s"):
+    for title in (
+        "TTFT med ms",
+        "TTFT p99 ms",
+        "ITL med ms",
+        "ITL p99 ms",
+        "E2E med ms",
+        "E2E p99 ms",
+        "out tok/s",
+        "req/s",
+    ):
         assert title in text
     row = next(ln for ln in text.splitlines() if " c=16 " in ln)
     assert row.split()[2:] == ["64", "16.00", "30.00", "7.20", "10.50", "1900", "2300", "2100", "8.20"]
@@ -109,7 +122,9 @@ def test_plots_are_pngs_with_the_expected_series(tmp_path: Path) -> None:
 def test_no_plot_without_a_concurrency_sweep(tmp_path: Path) -> None:
     only = tmp_path / "only"
     only.mkdir()
-    (only / "throughput-x.jsonl").write_text((FIXTURES / "throughput-in-512-out-256-rate-inf.jsonl").read_text())
+    (only / "throughput-x.jsonl").write_text(
+        (FIXTURES / "throughput-in-512-out-256-rate-inf.jsonl").read_text()
+    )
     assert plot_concurrency(load_results(only), tmp_path / "results") == {}
     with pytest.raises(BenchError, match="no benchmark results"):
         load_results(tmp_path / "results")
@@ -129,7 +144,10 @@ def test_missing_module_says_how_to_run_on_the_head_node(capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert code == 1
     assert f"{BENCH_MODULE} is not importable here" in out
-    assert "aws ssm send-command --instance-ids INSTANCE_ID --document-name AWS-RunShellScript --region us-east-1" in out
+    assert (
+        "aws ssm send-command --instance-ids INSTANCE_ID --document-name AWS-RunShellScript --region us-east-1"
+        in out
+    )
     assert f"python3 -m {BENCH_MODULE} --backend sglang --base-url http://10.0.0.5:8000" in out
     assert "--tokenizer /fsx/models/Qwen/Qwen3-0.6B" in out and "--max-concurrency 256" in out
     assert "python -m infra bench --results DIR" in out
@@ -157,10 +175,14 @@ def _fake_module_python(tmp_path: Path) -> Path:
     return exe
 
 
-def test_runner_passes_the_key_in_the_environment_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_runner_passes_the_key_in_the_environment_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     python = _fake_module_python(tmp_path)
     runs = matrix(["concurrency"])
-    files = run_matrix(runs, "http://127.0.0.1:8000", "m", "/tok", tmp_path / "res", str(python), api_key="sk-bench-123")
+    files = run_matrix(
+        runs, "http://127.0.0.1:8000", "m", "/tok", tmp_path / "res", str(python), api_key="sk-bench-123"
+    )
     assert [f.name for f in files] == [f"{r.slug}.jsonl" for r in runs]
     calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert all(c["argv"][:2] == ["-m", BENCH_MODULE] and c["key"] == "sk-bench-123" for c in calls)
@@ -175,5 +197,7 @@ def test_cli_runs_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     code = main(["bench", "--url", "http://127.0.0.1:8000/v1", "--type", "concurrency", "--model", "m",
                  "--python", str(python), "--out", str(out_dir)])  # fmt: skip
     assert code == 0
-    assert (out_dir / "concurrency-c-256.jsonl").is_file() and (out_dir / "concurrency-throughput.png").is_file()
+    assert (out_dir / "concurrency-c-256.jsonl").is_file() and (
+        out_dir / "concurrency-throughput.png"
+    ).is_file()
     assert "--base-url http://127.0.0.1:8000 " in capsys.readouterr().out  # /v1 stripped

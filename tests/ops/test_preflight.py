@@ -9,14 +9,14 @@ import dataclasses
 import datetime
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
 import yaml
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from infra.cli import main
 from infra.mockrun import STACKS_DIR
@@ -30,7 +30,9 @@ DLAMI = "ami-0123456789abcdef0"
 class Reader(Boto3Reader):
     """moto for everything it implements; recorded quota and reservations for the rest."""
 
-    def __init__(self, quotas: dict[str, float] | None = None, reservations: dict[str, dict[str, Any]] | None = None):
+    def __init__(
+        self, quotas: dict[str, float] | None = None, reservations: dict[str, dict[str, Any]] | None = None
+    ):
         super().__init__(REGION)
         self.quotas = quotas if quotas is not None else {"L-417A185B": 1536.0, "L-DB2E81BA": 64.0}
         self.reservations = reservations or {}
@@ -54,21 +56,27 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def publish_dlami(value: str = DLAMI) -> None:
     """Add the public DLAMI parameter the way moto loads its own public parameters (moto
     publishes only Amazon Linux/ECS ones and refuses PutParameter under /aws/)."""
-    from moto.ssm.models import Parameter, ssm_backends
+    from moto.ssm.models import Parameter, SimpleSystemManagerBackend, ssm_backends
 
-    params = ssm_backends[DEFAULT_ACCOUNT_ID][REGION]._parameters
+    backend = ssm_backends[DEFAULT_ACCOUNT_ID][REGION]
+    assert isinstance(backend, SimpleSystemManagerBackend)
+    params = backend._parameters
+    # moto's model metaclass types the constructor's result as its BaseModel.
     params[DLAMI_SSM_PARAMETER].append(
-        Parameter(
-            account_id=DEFAULT_ACCOUNT_ID,
-            name=DLAMI_SSM_PARAMETER,
-            value=value,
-            parameter_type="String",
-            description=None,
-            allowed_pattern=None,
-            keyid=None,
-            last_modified_date=1.0,
-            version=1,
-            data_type="aws:ec2:image",
+        cast(
+            Parameter,
+            Parameter(
+                account_id=DEFAULT_ACCOUNT_ID,
+                name=DLAMI_SSM_PARAMETER,
+                value=value,
+                parameter_type="String",
+                description=None,
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=1.0,
+                version=1,
+                data_type="aws:ec2:image",
+            ),
         )
     )
 
@@ -95,7 +103,11 @@ def test_missing_offering_quota_shortfall_and_dlami_are_failures(aws: None, tmp_
     assert "g6e.xlarge is not offered in us-east-1e" in off.detail and "us-east-1a" in off.detail
     quota = checks["vCPU quota"]
     assert quota.status == "fail"
-    assert "L-DB2E81BA" in quota.detail and "4 more needed" in quota.detail and "--desired-value 4" in quota.detail
+    assert (
+        "L-DB2E81BA" in quota.detail
+        and "4 more needed" in quota.detail
+        and "--desired-value 4" in quota.detail
+    )
     ami = checks["AMI"]
     assert ami.status == "fail" and DLAMI_SSM_PARAMETER in ami.detail and "does not resolve" in ami.detail
     assert checks["credentials"].status == "pass"
@@ -121,7 +133,9 @@ def test_running_instances_count_against_the_quota(aws: None) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     image = ec2.describe_images()["Images"][0]["ImageId"]
     ec2.run_instances(ImageId=image, InstanceType="p5.48xlarge", MinCount=1, MaxCount=1)
-    quota = by_name(run_preflight(stack_facts("prod-tp16"), Reader(quotas={"L-417A185B": 384.0})))["vCPU quota"]
+    quota = by_name(run_preflight(stack_facts("prod-tp16"), Reader(quotas={"L-417A185B": 384.0})))[
+        "vCPU quota"
+    ]
     assert quota.status == "fail" and "192 in use" in quota.detail
 
 
@@ -174,7 +188,9 @@ def test_capacity_reservation(aws: None, tmp_path: Path, over: dict[str, Any], e
 
 def test_missing_reservation_and_scheduled_block(aws: None, tmp_path: Path) -> None:
     publish_dlami()
-    block = stack_with(tmp_path, "prod-tp16", capacity_reservation_id="cr-0123456789abcdef0", capacity_block=True)
+    block = stack_with(
+        tmp_path, "prod-tp16", capacity_reservation_id="cr-0123456789abcdef0", capacity_block=True
+    )
     missing = by_name(run_preflight(stack_facts(block), Reader()))["capacity reservation"]
     assert missing.status == "fail" and "Capacity Block cr-0123456789abcdef0 does not exist" in missing.detail
     scheduled = _reservation(State="scheduled", AvailableInstanceCount=0, ReservationType="capacity-block")
@@ -188,7 +204,10 @@ def test_weights_bucket(aws: None, tmp_path: Path) -> None:
     s3.create_bucket(Bucket="weights-bucket")
     facts = stack_facts(stack_with(tmp_path, "prod-tp16", model_s3_uri="s3://weights-bucket/models"))
     empty = by_name(run_preflight(facts, Reader()))["weights bucket"]
-    assert empty.status == "fail" and "s3://weights-bucket/models/Qwen/Qwen2.5-72B-Instruct/ is empty" in empty.detail
+    assert (
+        empty.status == "fail"
+        and "s3://weights-bucket/models/Qwen/Qwen2.5-72B-Instruct/ is empty" in empty.detail
+    )
     s3.put_object(Bucket="weights-bucket", Key="models/Qwen/Qwen2.5-72B-Instruct/config.json", Body=b"{}")
     assert by_name(run_preflight(facts, Reader()))["weights bucket"].status == "pass"
     gone = dataclasses.replace(facts, model_s3_uri="s3://no-such-weights-bucket/models")
@@ -216,7 +235,9 @@ def _self_signed() -> tuple[bytes, bytes]:
         .sign(key, hashes.SHA256())
     )
     pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     )
     return cert.public_bytes(serialization.Encoding.PEM), pem_key
 
@@ -233,7 +254,9 @@ def test_certificate(aws: None) -> None:
     issued = acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"]
 
     def row(arn: str) -> Any:
-        return by_name(run_preflight(dataclasses.replace(facts, certificate_arn=arn), Reader()))["certificate"]
+        return by_name(run_preflight(dataclasses.replace(facts, certificate_arn=arn), Reader()))[
+            "certificate"
+        ]
 
     assert row(issued).status == "pass"
     assert row(pending).status == "fail" and "PENDING_VALIDATION, not ISSUED" in row(pending).detail
@@ -245,7 +268,12 @@ def test_aws_errors_are_one_line_each(aws: None) -> None:
     class Denied(Reader):
         def offered_azs(self, instance_type: str) -> list[str]:
             raise ClientError(
-                {"Error": {"Code": "UnauthorizedOperation", "Message": "You are not authorized.\nEncoded..."}},
+                {
+                    "Error": {
+                        "Code": "UnauthorizedOperation",
+                        "Message": "You are not authorized.\nEncoded...",
+                    }
+                },
                 "DescribeInstanceTypeOfferings",
             )
 
@@ -280,7 +308,9 @@ def test_no_credentials_is_one_line_and_exit_1(
     assert "0 passed, 1 failed" in captured.out
 
 
-def test_cli_exit_codes(aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_exit_codes(
+    aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(Boto3Reader, "vcpu_quota", lambda self, code: 1536.0)
     monkeypatch.setattr(Boto3Reader, "capacity_reservation", lambda self, rid: None)
     assert main(["preflight", "prod-tp16"]) == 1  # the DLAMI parameter is missing in moto
@@ -293,4 +323,8 @@ def test_cli_exit_codes(aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pyte
 
 def test_facts_are_read_offline() -> None:
     facts: StackFacts = stack_facts("tp2-dp8")
-    assert facts.gpu_nodes == 2 and facts.gpu_type.name == "p5.48xlarge" and facts.router_type.name == "c7i.xlarge"
+    assert (
+        facts.gpu_nodes == 2
+        and facts.gpu_type.name == "p5.48xlarge"
+        and facts.router_type.name == "c7i.xlarge"
+    )

@@ -50,7 +50,9 @@ def test_cli_table_exit_code_and_streaming_detail(capsys: pytest.CaptureFixture[
     assert "9 passed, 1 failed" in out
 
 
-def test_api_key_is_sent_and_never_printed(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_key_is_sent_and_never_printed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     key = "sk-smoke-test-0123456789"
     s = StandIn(api_key=key).start()
     try:
@@ -64,7 +66,9 @@ def test_api_key_is_sent_and_never_printed(monkeypatch: pytest.MonkeyPatch, caps
     assert "HTTP 401" in no_key and "10 passed, 0 failed" in with_key
     assert key not in no_key + with_key
     posts = [h for m, _, h in s.requests if m == "POST"]
-    assert posts and all(h.get("Authorization") == f"Bearer {key}" for h in posts[-8:])  # the 8 POSTs of the keyed run
+    assert posts and all(
+        h.get("Authorization") == f"Bearer {key}" for h in posts[-8:]
+    )  # the 8 POSTs of the keyed run
 
 
 def test_no_endpoint_is_one_line_per_check() -> None:

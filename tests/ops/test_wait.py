@@ -60,7 +60,9 @@ def standin() -> Iterator[StandIn]:
 
 def test_transport_pattern_matches_what_the_node_scripts_log() -> None:
     """The regex reads the lines userdata/ scripts really write (their source, not a copy)."""
-    sources = (ROOT / "userdata/sglang-transport-check").read_text() + (ROOT / "userdata/sglang-wait-ready").read_text()
+    sources = (ROOT / "userdata/sglang-transport-check").read_text() + (
+        ROOT / "userdata/sglang-wait-ready"
+    ).read_text()
     templates = re.findall(r'"((?:ERROR: |WARNING: )?server \$\{slot\}: NCCL transport[^"]*)"', sources)
     assert len(templates) >= 3
     for t in templates:
@@ -71,10 +73,17 @@ def test_transport_pattern_matches_what_the_node_scripts_log() -> None:
 
 
 def test_ready_with_efa(standin: StandIn) -> None:
-    target = WaitTarget(standin.url, [ServerTarget(0, standin.url, multi_node=True, head_node="server-g0-r0")])
+    target = WaitTarget(
+        standin.url, [ServerTarget(0, standin.url, multi_node=True, head_node="server-g0-r0")]
+    )
     clock = FakeClock()
     ok, state = wait(
-        target, 600, lambda: {"server-g0-r0/0": "efa", "server-g0-r1/0": "efa"}, 10, clock=clock, sleep=clock.sleep
+        target,
+        600,
+        lambda: {"server-g0-r0/0": "efa", "server-g0-r1/0": "efa"},
+        10,
+        clock=clock,
+        sleep=clock.sleep,
     )
     assert ok
     assert [c.status for c in state_checks(state)] == ["pass", "pass", "pass"]
@@ -82,10 +91,17 @@ def test_ready_with_efa(standin: StandIn) -> None:
 
 
 def test_socket_on_any_node_fails_at_once(standin: StandIn) -> None:
-    target = WaitTarget(standin.url, [ServerTarget(0, standin.url, multi_node=True, head_node="server-g0-r0")])
+    target = WaitTarget(
+        standin.url, [ServerTarget(0, standin.url, multi_node=True, head_node="server-g0-r0")]
+    )
     clock = FakeClock()
     ok, state = wait(
-        target, 600, lambda: {"server-g0-r0/0": "efa", "server-g0-r1/0": "socket"}, 10, clock=clock, sleep=clock.sleep
+        target,
+        600,
+        lambda: {"server-g0-r0/0": "efa", "server-g0-r1/0": "socket"},
+        10,
+        clock=clock,
+        sleep=clock.sleep,
     )
     assert not ok and clock.t == 0  # no second poll
     assert state.failed() == ["server 0 transport: server-g0-r1: NCCL transport is socket, not EFA"]
@@ -109,7 +125,9 @@ def test_a_private_rank_zero_does_not_block(standin: StandIn) -> None:
 
 
 def test_deadline_from_the_cold_start_estimate() -> None:
-    doc: dict[str, Any] = {"estimates": {"cold_start": {"warm": {"total_secs": 300}, "cold": {"total_secs": 1500}}}}
+    doc: dict[str, Any] = {
+        "estimates": {"cold_start": {"warm": {"total_secs": 300}, "cold": {"total_secs": 1500}}}
+    }
     assert deadline_from_plan(doc)[0] == 2250
     assert deadline_from_plan({"estimates": {"cold_start": {"total_secs": 100}}})[0] == 600
     secs, why = deadline_from_plan({"estimates": {"gpus": 16}})
@@ -117,7 +135,9 @@ def test_deadline_from_the_cold_start_estimate() -> None:
 
 
 def test_timeout_hints_name_the_ssm_command_and_log_group() -> None:
-    target = WaitTarget("http://x", region="us-east-1", log_group="/sglang/prod-tp16", instance_ids={"server-g0-r0": "i-0abc"})
+    target = WaitTarget(
+        "http://x", region="us-east-1", log_group="/sglang/prod-tp16", instance_ids={"server-g0-r0": "i-0abc"}
+    )
     text = "\n".join(timeout_hints(target, "prod-tp16"))
     assert "aws ssm send-command --instance-ids i-0abc --document-name AWS-RunShellScript" in text
     assert "cloud-init status --long" in text and "journalctl --no-pager -n 60 -u 'sglang-*'" in text
@@ -135,10 +155,15 @@ def test_cloudwatch_transports_on_moto(monkeypatch: pytest.MonkeyPatch) -> None:
             ("server-g0-r0/ready-0.log", EFA_LINE, NOW_MS - 1000),
             ("server-g0-r1/server-0.log", SOCKET_LINE, NOW_MS - 2000),
         ):
-            if stream not in {s["logStreamName"] for s in logs.describe_log_streams(logGroupName="/sglang/prod-tp16")["logStreams"]}:
+            if stream not in {
+                s["logStreamName"]
+                for s in logs.describe_log_streams(logGroupName="/sglang/prod-tp16")["logStreams"]
+            }:
                 logs.create_log_stream(logGroupName="/sglang/prod-tp16", logStreamName=stream)
             logs.put_log_events(
-                logGroupName="/sglang/prod-tp16", logStreamName=stream, logEvents=[{"timestamp": ts, "message": line}]
+                logGroupName="/sglang/prod-tp16",
+                logStreamName=stream,
+                logEvents=[{"timestamp": ts, "message": line}],
             )
         found = cloudwatch_transports("/sglang/prod-tp16", "us-east-1")()
     assert found == {"server-g0-r0/0": "efa", "server-g0-r1/0": "socket"}
@@ -187,7 +212,22 @@ def test_cli_reads_the_stack_and_the_reported_transport(
 
 
 def test_cli_with_url_ready_and_timeout(standin: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["wait", "--url", standin.url, "--server-url", standin.url, "--timeout", "30", "--interval", "0.05"]) == 0
+    assert (
+        main(
+            [
+                "wait",
+                "--url",
+                standin.url,
+                "--server-url",
+                standin.url,
+                "--timeout",
+                "30",
+                "--interval",
+                "0.05",
+            ]
+        )
+        == 0
+    )
     assert "2 passed, 0 failed" in capsys.readouterr().out
     standin.ready = False
     assert main(["wait", "--url", standin.url, "--timeout", "1", "--interval", "0.2"]) == 1

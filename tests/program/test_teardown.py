@@ -77,14 +77,18 @@ def teardown_problems(stack: str, regs: list[Registration]) -> list[str]:
         if r.protect:
             problems.append(f"{r.type} {r.name} is protect=True: `pulumi destroy` refuses to delete it")
         if r.retain_on_delete and r.name not in RETAIN_ALLOWED.get(stack, set()):
-            problems.append(f"{r.type} {r.name} is retain_on_delete: `pulumi destroy` leaves it in the account")
+            problems.append(
+                f"{r.type} {r.name} is retain_on_delete: `pulumi destroy` leaves it in the account"
+            )
         if r.type.startswith("pulumi:providers:"):
             continue
         node, hops = r, 0
         while (node.type, node.name) != ROOT_COMPONENT and node.parent in by_urn and hops < 50:
             node, hops = by_urn[node.parent], hops + 1
         if (node.type, node.name) != ROOT_COMPONENT:
-            problems.append(f"{r.type} {r.name} is not in the sglang component tree (top: {node.type} {node.name})")
+            problems.append(
+                f"{r.type} {r.name} is not in the sglang component tree (top: {node.type} {node.name})"
+            )
     return problems
 
 
