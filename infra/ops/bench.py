@@ -189,24 +189,37 @@ def head_node_hint(
     image: str,
     instance_id: str,
     region: str,
+    keyed_server_url: str = "",
 ) -> list[str]:
     """How to run the matrix on the head node (rank 0 of server 0) through SSM: the serving
     image carries SGLang 0.5.23, the node mounts FSx (tokenizer and ShareGPT file there), and
-    results land on ``/fsx/bench/`` for ``python -m infra bench --results DIR`` afterwards."""
+    results land on ``/fsx/bench/`` for ``python -m infra bench --results DIR`` afterwards.
+
+    ``keyed_server_url``: set when the router needs an API key. A GPU node's role cannot
+    decrypt the router key (the stack's KMS key policy gives it to the router role only) and a
+    key in an SSM command's parameters would stay in the command history, so the runs then
+    measure rank 0 of server 0 directly at this URL (without the router) and say so."""
+    notes: list[str] = []
+    if keyed_server_url:
+        base_url = keyed_server_url
+        notes.append(
+            f"  (the router needs an API key the GPU node cannot read: these runs measure server 0 at "
+            f"{keyed_server_url} directly, without the router)"
+        )
     cmds = ["mkdir -p /fsx/bench"]
     for r in runs:
         argv = bench_argv(r, base_url, model, tokenizer, f"/fsx/bench/{r.slug}.jsonl")
         cmds.append(
-            "docker run --rm --network host -v /fsx:/fsx -e OPENAI_API_KEY "
-            f"{image} python3 -m {BENCH_MODULE} " + " ".join(shlex.quote(a) for a in argv)
+            f"docker run --rm --network host -v /fsx:/fsx {image} python3 -m {BENCH_MODULE} "
+            + " ".join(shlex.quote(a) for a in argv)
         )
     reg = f" --region {region}" if region else ""
     return [
         f"{BENCH_MODULE} is not importable here; run the matrix on the head node through SSM:",
         f"  aws ssm send-command --instance-ids {instance_id or 'INSTANCE_ID'} --document-name AWS-RunShellScript"
         f"{reg} --timeout-seconds 7200 --parameters {shlex.quote(json.dumps({'commands': cmds}))}",
-        "  (with a router API key, prefix each command with OPENAI_API_KEY=... read from SSM on the node;",
-        "   the instance id is `pulumi stack output nodes`' server-g0-r0.instance_id)",
+        *notes,
+        "  (the instance id: `pulumi stack output nodes --stack STACK`, server-g0-r0.instance_id)",
         "  then copy /fsx/bench/*.jsonl here (aws s3 cp through a bucket, or an SSM session) and run:",
         "  python -m infra bench --results DIR",
     ]

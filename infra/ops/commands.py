@@ -149,6 +149,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             if args.dry_run or not module_available(args.python):
                 nodes = outputs.get("nodes") or {}
                 head = nodes.get("server-g0-r0") or {}
+                servers = outputs.get("server_urls") or ["http://127.0.0.1:30000"]
+                keyed = str(servers[0]) if api_key(args.stack, args.api_key) else ""
                 lines = head_node_hint(
                     runs,
                     url,
@@ -157,6 +159,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     str(outputs.get("image") or "IMAGE"),
                     str(head.get("instance_id") or ""),
                     args.region or "",
+                    keyed,
                 )
                 if args.dry_run:
                     lines[0] = f"dry run: {len(runs)} run(s); on the head node through SSM:"

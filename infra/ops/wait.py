@@ -184,6 +184,11 @@ def poll_once(target: WaitTarget, transports: TransportReader | None, timeout: f
     r = http.request("GET", target.router_url + "/readiness", None, target.api_key, timeout)
     if r.status == 200:
         st.rows["router"] = ("ready", "GET /readiness 200")
+    elif r.status == 401:
+        st.rows["router"] = (
+            "failed",
+            "GET /readiness: HTTP 401: the router wants its API key (--api-key or $SGLANG_API_KEY)",
+        )
     elif r.status == 0:
         st.rows["router"] = ("waiting", r.error)
     else:

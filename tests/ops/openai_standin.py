@@ -23,8 +23,15 @@ WORDS = ["Paris", " is", " the", " capital", ",", " and", " a", " city", " of", 
 class StandIn:
     """Start with :meth:`start`, stop with :meth:`stop`; ``url`` is its root."""
 
-    def __init__(self, broken: set[str] | None = None, api_key: str = "", ready: bool = True) -> None:
+    def __init__(
+        self,
+        broken: set[str] | None = None,
+        api_key: str = "",
+        ready: bool = True,
+        open_readiness: bool = True,
+    ) -> None:
         self.broken = broken or set()
+        self.open_readiness = open_readiness
         self.api_key = api_key
         self.ready = ready
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -45,7 +52,8 @@ class StandIn:
                 self.wfile.write(body)
 
             def _authorized(self) -> bool:
-                if not stand.api_key or self.path in ("/health", "/liveness", "/readiness"):
+                open_paths = ("/health", "/liveness", *(("/readiness",) if stand.open_readiness else ()))
+                if not stand.api_key or self.path in open_paths:
                     return True
                 return self.headers.get("Authorization") == f"Bearer {stand.api_key}"
 

@@ -201,3 +201,15 @@ def test_cli_runs_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         out_dir / "concurrency-throughput.png"
     ).is_file()
     assert "--base-url http://127.0.0.1:8000 " in capsys.readouterr().out  # /v1 stripped
+
+
+def test_hint_with_a_router_key_measures_server_zero(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The key is never in the SSM command; the runs then target rank 0 directly."""
+    monkeypatch.setenv("SGLANG_API_KEY", "sk-router-key-42")
+    code = main(["bench", "--url", "http://10.0.0.5:8000", "--type", "latency", "--model", "m", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "sk-router-key-42" not in out
+    assert "--base-url http://127.0.0.1:30000" in out and "without the router" in out

@@ -233,3 +233,17 @@ def test_cli_with_url_ready_and_timeout(standin: StandIn, capsys: pytest.Capture
     assert main(["wait", "--url", standin.url, "--timeout", "1", "--interval", "0.2"]) == 1
     out = capsys.readouterr().out
     assert "not ready after 1 s" in out and "Where to look:" in out and "AWS-RunShellScript" in out
+
+
+def test_router_key_missing_fails_at_once() -> None:
+    """A router that guards /readiness with its key answers 401: no point in waiting."""
+    s = StandIn(api_key="sk-k", open_readiness=False).start()
+    clock = FakeClock()
+    try:
+        ok, state = wait(WaitTarget(s.url), 600, None, 10, clock=clock, sleep=clock.sleep)
+        ok_keyed, _ = wait(WaitTarget(s.url, api_key="sk-k"), 600, None, 10, clock=clock, sleep=clock.sleep)
+    finally:
+        s.stop()
+    assert not ok and clock.t == 0
+    assert "the router wants its API key" in state.rows["router"][1]
+    assert ok_keyed
