@@ -107,7 +107,8 @@ def test_every_resource_is_in_the_tree_and_deletable(stack: str, registrations: 
 @pytest.mark.parametrize("stack", STACKS)
 def test_what_outlives_a_resource(stack: str) -> None:
     """FSx takes no final backup, ECR deletes its images, the log group is deleted, the KMS key
-    waits the minimum 7 days (AWS's floor for ScheduleKeyDeletion)."""
+    waits the minimum 7 days (AWS's floor for ScheduleKeyDeletion), and every node's root
+    volume and network interfaces are deleted on termination."""
     run = run_stack(stack)
     for fs in run.of_type("aws:fsx/lustreFileSystem:LustreFileSystem"):
         assert fs.inputs.get("skipFinalBackup") is True, fs.name
@@ -117,6 +118,11 @@ def test_what_outlives_a_resource(stack: str) -> None:
         assert not group.inputs.get("skipDestroy"), group.name
     for key in run.of_type("aws:kms/key:Key"):
         assert key.inputs.get("deletionWindowInDays") == 7, key.name
+    templates = run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert templates
+    for lt in templates:  # root volumes and interfaces go with the instance
+        assert [m["ebs"]["deleteOnTermination"] for m in lt.inputs["blockDeviceMappings"]] == ["true"], lt.name
+        assert {n["deleteOnTermination"] for n in lt.inputs["networkInterfaces"]} == {"true"}, lt.name
 
 
 def test_the_check_sees_protect_and_retain(monkeypatch: pytest.MonkeyPatch) -> None:
