@@ -281,6 +281,8 @@ class StackFacts:
     Attributes:
         stack: stack name. region: ``aws:region``. az: ``availability_zone`` ("" = unset).
         subnet_id: ``subnet_id`` (bring-your-own network; its AZ is looked up).
+        router_subnet_id: ``router_subnet_id`` (a public router's own subnet; "" = the router
+            shares the GPU nodes' AZ).
         gpu_type / router_type: catalog entries. gpu_nodes: GPU nodes the plan creates.
         ami_id: ``ami_id`` ("" = the DLAMI parameter). dlami_parameter: its SSM name.
         reservation_id, capacity_block, placement_group_name: capacity keys.
@@ -293,6 +295,7 @@ class StackFacts:
     region: str
     az: str
     subnet_id: str
+    router_subnet_id: str
     gpu_type: InstanceType
     router_type: InstanceType
     gpu_nodes: int
@@ -328,6 +331,7 @@ def stack_facts(stack_or_file: str) -> StackFacts:
         region=region,
         az=spec.availability_zone,
         subnet_id=spec.subnet_id,
+        router_subnet_id=spec.router_subnet_id,
         gpu_type=spec.node_type,
         router_type=spec.router_type,
         gpu_nodes=len(plan.layout.nodes),
@@ -389,7 +393,19 @@ def run_preflight(facts: StackFacts, reader: AccountReader) -> list[Check]:
 
             run("subnet", "ec2:DescribeSubnets", subnet)
         az = found[0]
-        run("instance offering", "ec2:DescribeInstanceTypeOfferings", lambda: _offerings(facts, reader, az))
+        router_az = [az]
+        if facts.router_subnet_id:
+
+            def router_subnet() -> Check:
+                router_az[0] = reader.subnet_az(facts.router_subnet_id)
+                return Check("router subnet", "pass", f"{facts.router_subnet_id} is in {router_az[0]}")
+
+            run("router subnet", "ec2:DescribeSubnets", router_subnet)
+        run(
+            "instance offering",
+            "ec2:DescribeInstanceTypeOfferings",
+            lambda: _offerings(facts, reader, az, router_az[0]),
+        )
         run("instance type", "ec2:DescribeInstanceTypes", lambda: _instance_type(facts, reader))
         run("vCPU quota", "servicequotas:GetServiceQuota", lambda: _quota(facts, reader))
         if facts.reservation_id:
@@ -408,9 +424,10 @@ def run_preflight(facts: StackFacts, reader: AccountReader) -> list[Check]:
     return checks
 
 
-def _offerings(facts: StackFacts, reader: AccountReader, az: str) -> list[Check]:
+def _offerings(facts: StackFacts, reader: AccountReader, gpu_az: str, router_az: str) -> list[Check]:
     out: list[Check] = []
     for role, t in (("GPU nodes", facts.gpu_type), ("router", facts.router_type)):
+        az = gpu_az if role == "GPU nodes" else router_az
         azs = reader.offered_azs(t.name)
         name = "instance offering" if role == "GPU nodes" else "router offering"
         if not azs:

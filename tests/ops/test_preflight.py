@@ -328,3 +328,24 @@ def test_facts_are_read_offline() -> None:
         and facts.gpu_type.name == "p5.48xlarge"
         and facts.router_type.name == "c7i.xlarge"
     )
+
+
+def test_bring_your_own_subnets_are_looked_up(aws: None) -> None:
+    """With subnet_id / router_subnet_id the AZs come from DescribeSubnets (moto's VPC)."""
+    publish_dlami()
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    gpu = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.1.0/24", AvailabilityZone="us-east-1b")["Subnet"][
+        "SubnetId"
+    ]
+    pub = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.2.0/24", AvailabilityZone="us-east-1e")["Subnet"][
+        "SubnetId"
+    ]
+    facts = dataclasses.replace(stack_facts("prod-tp16"), az="", subnet_id=gpu, router_subnet_id=pub)
+    checks = by_name(run_preflight(facts, Reader()))
+    assert checks["subnet"].detail == f"{gpu} is in us-east-1b"
+    assert checks["instance offering"].detail == "p5.48xlarge is offered in us-east-1b"
+    assert (
+        checks["router offering"].status == "fail"
+        and "c7i.xlarge is not offered in us-east-1e" in checks["router offering"].detail
+    )
