@@ -18,6 +18,7 @@ def _err(msg: str) -> int:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
+    """``preflight STACK_OR_FILE``: the table of account checks; exit 0/1/2."""
     from infra.ops.preflight import Boto3Reader, run_preflight, stack_facts
     from infra.ops.report import exit_code, render_checks
     from infra.spec import SpecError
@@ -48,6 +49,7 @@ def _resolve_url(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
+    """``smoke [STACK] [--url URL]``: the test.sh checks; exit 0/1/2."""
     from infra.ops.report import exit_code, render_checks
     from infra.ops.smoke import Target, run_smoke
     from infra.ops.stack import OpsError, api_key
@@ -68,6 +70,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
+    """``wait [STACK] [--url URL]``: poll until ready; exit 0 ready, 1 timeout or failure, 2 bad input."""
     from infra.ops.report import render_checks
     from infra.ops.stack import OpsError, api_key
     from infra.ops.wait import (
@@ -126,6 +129,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """``bench``: run the matrix (or ``--results DIR``), table and plots; exit 0/1/2."""
     from infra.ops.bench import (
         BenchError,
         head_node_hint,

@@ -102,6 +102,11 @@ def _choices(doc: Any, n: int, what: str) -> list[dict[str, Any]]:
 
 
 def check_models(t: Target) -> str:
+    """``GET /v1/models`` lists a model; sets ``t.model`` when unset. Returns the detail line.
+
+    Raises:
+        CheckFailedError: with the detail line when the check fails.
+    """
     doc = _json_ok(t.get("/v1/models"), "GET /v1/models")
     ids = [m.get("id") for m in doc.get("data", []) if isinstance(m, dict)] if isinstance(doc, dict) else []
     if not ids:
@@ -116,6 +121,11 @@ def check_models(t: Target) -> str:
 
 
 def check_completion(t: Target) -> str:
+    """``POST /v1/completions``: text and completion tokens.
+
+    Raises:
+        CheckFailedError: with the detail line when the check fails.
+    """
     doc = t.post(
         "/v1/completions", {"model": t.model, "prompt": "The capital of France is", "max_tokens": 16}
     )
@@ -129,6 +139,11 @@ def check_completion(t: Target) -> str:
 
 
 def check_batch(t: Target) -> str:
+    """``POST /v1/completions`` with three prompts: three choices with indices 0..2.
+
+    Raises:
+        CheckFailedError: with the detail line when the check fails.
+    """
     prompts = ["1 + 1 =", "The color of the sky is", "Hello, my name is"]
     doc = t.post("/v1/completions", {"model": t.model, "prompt": prompts, "max_tokens": 8})
     choices = _choices(doc, len(prompts), "batch prompts")
@@ -141,6 +156,11 @@ def check_batch(t: Target) -> str:
 
 
 def check_chat(t: Target) -> str:
+    """``POST /v1/chat/completions``: an assistant message (content or reasoning_content).
+
+    Raises:
+        CheckFailedError: with the detail line when the check fails.
+    """
     doc = t.post(
         "/v1/chat/completions",
         {"model": t.model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 32},
@@ -155,6 +175,11 @@ def check_chat(t: Target) -> str:
 
 
 def check_sampling(t: Target) -> str:
+    """Sampling parameters accepted and ``max_tokens`` honoured.
+
+    Raises:
+        CheckFailedError: with the detail line when the check fails.
+    """
     limit = 8
     doc = t.post(
         "/v1/completions",
@@ -178,6 +203,11 @@ def check_sampling(t: Target) -> str:
 
 
 def check_streaming(t: Target) -> str:
+    """``stream: true``: server-sent events, JSON chunks with content, final ``[DONE]``.
+
+    Raises:
+        CheckFailedError: with the detail line when the check fails.
+    """
     reply, events = http.stream_events(
         t.url + "/v1/chat/completions",
         {
@@ -215,6 +245,11 @@ def check_streaming(t: Target) -> str:
 
 
 def check_logprobs(t: Target) -> str:
+    """``logprobs: 1``: one log-probability (<= 0) per generated token.
+
+    Raises:
+        CheckFailedError: with the detail line when the check fails.
+    """
     doc = t.post(
         "/v1/completions",
         {"model": t.model, "prompt": "The first letter of the alphabet is", "max_tokens": 4, "logprobs": 1},
@@ -229,6 +264,11 @@ def check_logprobs(t: Target) -> str:
 
 
 def check_stop(t: Target) -> str:
+    """``stop: [","]``: finish reason ``stop`` and no stop string in the text.
+
+    Raises:
+        CheckFailedError: with the detail line when the check fails.
+    """
     doc = t.post(
         "/v1/completions",
         {
@@ -251,6 +291,11 @@ def check_stop(t: Target) -> str:
 
 
 def check_generate(t: Target) -> str:
+    """SGLang's native ``POST /generate``: ``text`` and ``meta_info.completion_tokens``.
+
+    Raises:
+        CheckFailedError: with the detail line when the check fails.
+    """
     doc = t.post(
         "/generate",
         {"text": "The capital of France is", "sampling_params": {"max_new_tokens": 16, "temperature": 0}},
@@ -265,6 +310,11 @@ def check_generate(t: Target) -> str:
 
 
 def check_health(t: Target) -> str:
+    """``GET /health`` answers 200.
+
+    Raises:
+        CheckFailedError: with the detail line when the check fails.
+    """
     reply = t.get("/health")
     if reply.status != 200:
         raise CheckFailedError(f"GET /health: {reply.brief()}")
