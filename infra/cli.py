@@ -3,6 +3,8 @@
 - ``plan STACK_OR_FILE [--format table|json]``: run the program under the SDK's mock runtime and
   show what ``pulumi up`` would build (``shared/ARCHITECTURE.md`` documents the JSON).
 - ``schema [--write|--check]``: the ``Pulumi.yaml`` generated from the spec model.
+- ``preflight``, ``wait``, ``smoke``, ``bench``: operator commands against a live account or
+  endpoint (:mod:`infra.ops`; 0 ok, 1 a check failed, 2 bad input).
 
 Exit codes: 0 success; 2 invalid spec or stack file (one message on stderr naming the key, no
 traceback); 1 when ``schema --check`` finds ``Pulumi.yaml`` out of date, or when ``plan`` finds a
@@ -460,6 +462,11 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--write", action="store_true")
     g.add_argument("--check", action="store_true")
     s.set_defaults(func=_cmd_schema)
+    # --- operator commands (issue 9): preflight, wait, smoke, bench (infra/ops/) ---
+    from infra.ops.commands import add_ops_commands
+
+    add_ops_commands(sub)
+    # --- end of operator commands ---
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
