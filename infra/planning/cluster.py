@@ -17,8 +17,8 @@ from infra.planning import argv as argvs
 from infra.planning import flags, gateway
 from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType
-from infra.planning.gateway import Worker
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
+from infra.planning.gateway import Worker
 from infra.planning.group import group_env
 from infra.planning.image import resolve_image
 from infra.planning.layout import Layout, NodePlan, plan_layout

@@ -321,7 +321,9 @@ def router_user_data(
     files.append(_write(LIB_PATH, shipped_file("sglang-lib.sh")))
     scripts = ROUTER_SCRIPTS if sync else tuple(s for s in ROUTER_SCRIPTS if s != "sglang-router-sync")
     units = ROUTER_UNITS if sync else tuple(u for u in ROUTER_UNITS if u != "sglang-router-sync.service")
-    enabled = ROUTER_ENABLED if sync else tuple(u for u in ROUTER_ENABLED if u != "sglang-router-sync.service")
+    enabled = (
+        ROUTER_ENABLED if sync else tuple(u for u in ROUTER_ENABLED if u != "sglang-router-sync.service")
+    )
     files += _static(scripts, "/usr/local/bin", "0755")
     files += _static(units, "/etc/systemd/system", "0644")
     files += _logrotate()

@@ -80,7 +80,10 @@ class RouterKeys(Keys):
         3, ge=1, le=100, description="Failed health checks in a row before a worker is taken out."
     )
     router_max_retries: int = Field(
-        3, ge=1, le=20, description="Attempts per request on another worker after a failure (--retry-max-retries)."
+        3,
+        ge=1,
+        le=20,
+        description="Attempts per request on another worker after a failure (--retry-max-retries).",
     )
     router_prometheus_host: str = Field(
         "0.0.0.0",

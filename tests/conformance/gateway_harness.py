@@ -95,7 +95,11 @@ def write_tokenizer_dir(path: Path) -> Path:
         "{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|>{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>assistant{% endif %}"
     )
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|im_end|>", "chat_template": template}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "eos_token": "<|im_end|>",
+        "chat_template": template,
+    }
     (path / "tokenizer.json").write_text(json.dumps(tokenizer))
     (path / "tokenizer_config.json").write_text(json.dumps(config))
     model = {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "vocab_size": len(vocab)}
@@ -117,7 +121,13 @@ class StandIn:
 
 
 def start_worker(
-    procs: list, port: int, model: str, tokenizer_dir: Path, log: Path, role: str = "regular", bootstrap_port: int = 0
+    procs: list,
+    port: int,
+    model: str,
+    tokenizer_dir: Path,
+    log: Path,
+    role: str = "regular",
+    bootstrap_port: int = 0,
 ) -> StandIn:
     """Start ``gateway_worker.py`` on ``port`` and wait (10 s at most) until it answers."""
     cmd = [sys.executable, str(HERE / "gateway_worker.py"), "--port", str(port), "--model", model]

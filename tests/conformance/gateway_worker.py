@@ -123,13 +123,31 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, {"text": text, "output_ids": [1], "meta_info": meta})
         elif path == "/v1/completions":
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
-            self._send(200, {"id": "cmpl-0", "object": "text_completion", "created": 0,
-                             "model": ARGS.model, "choices": [choice], "usage": usage})
+            self._send(
+                200,
+                {
+                    "id": "cmpl-0",
+                    "object": "text_completion",
+                    "created": 0,
+                    "model": ARGS.model,
+                    "choices": [choice],
+                    "usage": usage,
+                },
+            )
         else:
             msg = {"role": "assistant", "content": text}
             choice = {"index": 0, "message": msg, "finish_reason": "stop", "logprobs": None}
-            self._send(200, {"id": "chatcmpl-0", "object": "chat.completion", "created": 0,
-                             "model": ARGS.model, "choices": [choice], "usage": usage})
+            self._send(
+                200,
+                {
+                    "id": "chatcmpl-0",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": ARGS.model,
+                    "choices": [choice],
+                    "usage": usage,
+                },
+            )
 
     def log_message(self, format: str, *args: object) -> None:
         pass

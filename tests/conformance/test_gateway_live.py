@@ -172,7 +172,9 @@ def test_planned_gateway_routes_keeps_affinity_survives_a_dead_worker(
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS)
-def test_pd_request_goes_through_a_prefill_and_a_decode_worker(gateway: str, tmp_path: Path, procs: list) -> None:
+def test_pd_request_goes_through_a_prefill_and_a_decode_worker(
+    gateway: str, tmp_path: Path, procs: list
+) -> None:
     model = "Qwen/Qwen2.5-72B-Instruct"
     tok = write_tokenizer_dir(tmp_path / "tokenizer")
     log = tmp_path / "requests.log"
