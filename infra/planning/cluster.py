@@ -18,7 +18,7 @@ from infra.planning import flags, gateway
 from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
-from infra.planning.gateway import Worker
+from infra.planning.gateway import Role, Worker
 from infra.planning.group import group_env
 from infra.planning.image import resolve_image
 from infra.planning.layout import Layout, NodePlan, plan_layout
@@ -364,9 +364,11 @@ def worker_urls(plan: ClusterPlan, head_ips: Mapping[int, str]) -> dict[str, str
 def gateway_workers(plan: ClusterPlan, head_ips: Mapping[int, str]) -> list[Worker]:
     """The gateway's workers: rank 0 of every server, with its prefill/decode role when the
     layout's server carries one (``role`` and ``bootstrap_port`` attributes of a PD server)."""
+    roles: dict[str, Role] = {"regular": "regular", "prefill": "prefill", "decode": "decode"}
     out: list[Worker] = []
     for s in plan.layout.servers:
-        role = getattr(s, "role", "regular")
+        # Until the PD layout lands (issue 8 part 3), servers carry no role: all regular.
+        role = roles[str(getattr(s, "role", "regular"))]
         port = getattr(s, "bootstrap_port", None) if role == "prefill" else None
         out.append(Worker(f"http://{head_ips[s.group]}:{s.port}", role, port))
     return out
