@@ -154,6 +154,14 @@ def test_planned_gateway_routes_keeps_affinity_survives_a_dead_worker(
     }
     assert all(len(c) == 1 and sum(c.values()) == 6 for c in by_prefix.values()), by_prefix
 
+    # The metrics the README points at: per-worker health and request counts.
+    prom = local[local.index("--prometheus-port") + 1]
+    status, text = http("GET", f"http://127.0.0.1:{prom}/metrics")
+    assert status == 200
+    for url in urls.values():
+        assert f'smg_worker_health{{worker="{url}"}} 1' in text, text[-2000:]
+    assert "smg_http_responses_total" in text and "smg_router_requests_total" in text
+
     # A killed worker is taken out, traffic goes on on the other, and it comes back when healthy.
     stop(workers[0].proc)
     dead, alive = urls[planned[0]], urls[planned[1]]
