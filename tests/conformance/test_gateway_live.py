@@ -207,3 +207,27 @@ def test_pd_request_goes_through_a_prefill_and_a_decode_worker(
     assert rooms["prefill"]["bootstrap_port"] == rooms["decode"]["bootstrap_port"] == bport
     assert _chat(base, model, "hello world", key="")[0] == 401
     assert gw.poll() is None
+
+
+def test_smg_serves_a_worker_whose_model_path_is_fsx_only(tmp_path: Path, procs: list) -> None:
+    """The router node does not mount FSx: workers report ``/fsx/models/<id>`` as their model
+    and tokenizer path, which does not exist there (nor here). smg registers the worker and
+    routes both OpenAI and native requests anyway (sglang-router: test_router_fsx_model_path.py)."""
+    doc = _plan("smg")
+    router = _router(doc)
+    (planned,) = list(doc["outputs"]["server_urls"].values())[:1]
+    model = doc["model"]
+    fsx = Path("/fsx/models") / model
+    assert not fsx.exists()
+    log = tmp_path / "requests.log"
+    port = free_port()
+    worker = start_worker(procs, port, model, fsx, log)
+    manifest = json.dumps({"version": 1, "workers": [{"url": planned, "worker_type": "regular"}]})
+    local, base = _localize(router["processes"][0]["argv"], {planned: worker.url}, manifest, tmp_path)
+    gw = start_gateway(procs, local, tmp_path / "gateway.log")
+    assert wait_for(lambda: http("GET", f"{base}/readiness", timeout=2)[0] == 200, 30), "not ready"
+    status, reply = _chat(base, model, "hello world", key="")
+    assert status == 200 and reply["choices"][0]["message"]["content"] == f"stand-in regular worker {port}"
+    status, reply = http("POST", f"{base}/generate", {"model": model, "text": "hello"})
+    assert status == 200 and reply["text"] == f"stand-in regular worker {port}"
+    assert gw.poll() is None
