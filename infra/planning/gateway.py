@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from infra.planning import flags
+from infra.planning.argv import ROUTER_MODULE, ROUTER_SYNC_ARGV
 from infra.spec.base import SpecError, qualified
 
 if TYPE_CHECKING:
@@ -52,16 +53,12 @@ GATEWAY_MODULES: dict[str, str] = {"smg": "smg", "sglang-router": "sglang_router
 """Python package each gateway installs (``sglang-router-install`` imports it to skip a reinstall)."""
 
 SMG_COMMAND = ("smg", "launch")
-ROUTER_MODULE = ("python3", "-m", "sglang_router.launch_router")
 
 DISCOVERY_FILE = "/etc/sglang/gateway-workers.json"
 """smg's worker manifest on the router node (written from user data, read by smg)."""
 DISCOVERY_VERSION = 1
 """The manifest format smg 1.13.0 reads (``{"version": 1, "workers": [...]}``; another version
 is refused with "unsupported version")."""
-
-ROUTER_SYNC_ARGV = ("/usr/bin/python3", "/usr/local/bin/sglang-router-sync", "--interval", "30")
-"""The second process next to sglang-router (``userdata/sglang-router-sync.service``)."""
 
 Role = Literal["regular", "prefill", "decode"]
 
