@@ -4,6 +4,7 @@
 #   .tools/cloud-init/     Debian's cloud-init package, unpacked (its schema validator)
 #   .tools/civenv/         the Python packages that validator imports
 #   .tools/router-venv/    sglang-router (the real router parser and binary)
+#   .tools/smg-venv/       smg (the default gateway: its real parser and binary)
 #   .tools/sglang-venv/    sglang (the real launch_server parser) on the CPU build of torch
 #   .tools/parliament-venv/ parliament (IAM policy linter with AWS's action/resource data)
 #   .tools/sglang-resolve-venv/  sglang with what its full ServerArgs resolution imports
@@ -42,6 +43,14 @@ if [ ! -f "${tools}/router-venv/.done" ]; then
   "${py}" -m venv "${tools}/router-venv"
   "${tools}/router-venv/bin/pip" install "${pipq[@]}" -r tools/requirements-router.txt
   touch "${tools}/router-venv/.done"
+fi
+
+# --- smg (the default gateway; its own venv: it ships its own launcher named smg too) -------
+if [ ! -f "${tools}/smg-venv/.done" ]; then
+  rm -rf "${tools}/smg-venv"
+  "${py}" -m venv "${tools}/smg-venv"
+  "${tools}/smg-venv/bin/pip" install "${pipq[@]}" -r tools/requirements-smg.txt
+  touch "${tools}/smg-venv/.done"
 fi
 
 # --- sglang (parser only; CPU torch, no GPU libraries) -----------------------------------------

@@ -304,8 +304,20 @@ def server_user_data(
     return _check_size(node_name, mime([("cloud-config", cloud_config(doc))]))
 
 
-def router_user_data(node_env: Mapping[str, str], argv: list[str], cloudwatch: Mapping[str, object]) -> str:
+def router_user_data(
+    node_env: Mapping[str, str],
+    argv: list[str],
+    cloudwatch: Mapping[str, object],
+    *,
+    extra_files: Mapping[str, str] | None = None,
+    sync: bool = True,
+) -> str:
     """User data of the router node (Ubuntu): Python venv packages, argv, unit.
+
+    Args:
+        extra_files: ``{path: text}`` written as they are (smg's worker manifest).
+        sync: ship and enable ``sglang-router-sync`` (sglang-router only; smg discovers its
+            workers from the manifest itself).
 
     Returns:
         The MIME document; gzipped (:func:`pack`) it is at most 16384 bytes.
@@ -318,9 +330,15 @@ def router_user_data(node_env: Mapping[str, str], argv: list[str], cloudwatch: M
         _write("/etc/sglang/router.argv", argv_file(argv)),
         _write(CLOUDWATCH_CONFIG, json.dumps(cloudwatch, indent=1) + "\n"),
     ]
+    files += [_write(path, text) for path, text in sorted((extra_files or {}).items())]
     files.append(_write(LIB_PATH, shipped_file("sglang-lib.sh")))
-    files += _static(ROUTER_SCRIPTS, "/usr/local/bin", "0755")
-    files += _static(ROUTER_UNITS, "/etc/systemd/system", "0644")
+    scripts = ROUTER_SCRIPTS if sync else tuple(s for s in ROUTER_SCRIPTS if s != "sglang-router-sync")
+    units = ROUTER_UNITS if sync else tuple(u for u in ROUTER_UNITS if u != "sglang-router-sync.service")
+    enabled = (
+        ROUTER_ENABLED if sync else tuple(u for u in ROUTER_ENABLED if u != "sglang-router-sync.service")
+    )
+    files += _static(scripts, "/usr/local/bin", "0755")
+    files += _static(units, "/etc/systemd/system", "0644")
     files += _logrotate()
     doc = {
         "package_update": True,
@@ -329,7 +347,7 @@ def router_user_data(node_env: Mapping[str, str], argv: list[str], cloudwatch: M
         "runcmd": [
             LOG_DIR_CMD,
             ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "--now", "--no-block", *ROUTER_ENABLED],
+            ["systemctl", "enable", "--now", "--no-block", *enabled],
         ],
     }
     return _check_size("router", mime([("cloud-config", cloud_config(doc))]))
