@@ -48,8 +48,8 @@ from infra.planning.layout import SERVER_PORT_STRIDE, Layout, NodePlan, ServerPl
 from infra.spec import SpecError, StackSpec, qualified
 
 if TYPE_CHECKING:
-    from infra.planning.gateway import Worker
     from infra.planning.cluster import ClusterPlan
+    from infra.planning.gateway import Worker
 
 PoolRole = Literal["prefill", "decode"]
 POOLS: tuple[PoolRole, PoolRole] = ("prefill", "decode")
