@@ -241,10 +241,17 @@ def router_host(plan: ClusterPlan) -> str:
 
 def _placement(plan: ClusterPlan) -> dict[str, Any] | None:
     """``Networking.PlacementGroup`` of the queue, or ``None``: a reserved queue (ODCR or
-    Capacity Block) takes no placement group (``infra.spec.backend.check`` refuses the pair)."""
+    Capacity Block) takes no placement group (``infra.spec.backend.check`` refuses the pair).
+
+    An On-Demand Capacity Reservation with EFA says ``Enabled: false`` explicitly:
+    ParallelCluster's ``EfaPlacementGroupValidator`` (3.16.1, ``cluster_validators.py``) makes
+    an EFA compute resource with no placement group key an ERROR at create time ("must be
+    explicit ... add 'Enabled: false'"), and only a Capacity Block is exempt."""
     cap = plan.capacity
-    if cap.reservation_id:
+    if cap.kind == "capacity-block":
         return None
+    if cap.reservation_id:
+        return {"Enabled": False} if plan.node_type.has_efa else None
     if cap.placement == "created":
         return {"Enabled": True}
     if cap.placement == "existing":

@@ -66,7 +66,9 @@ def test_capacity_block_takes_no_placement_group() -> None:
 def test_odcr_takes_no_placement_group() -> None:
     q = gpu_queue(config_of(capacity_reservation_id="cr-0123456789abcdef0"))
     assert q["CapacityType"] == "ONDEMAND"
-    assert "PlacementGroup" not in q["Networking"]
+    # Explicitly off: ParallelCluster's EfaPlacementGroupValidator refuses an implicit choice
+    # on an EFA queue (tests/conformance/test_pcluster_validators.py runs the validator).
+    assert q["Networking"]["PlacementGroup"] == {"Enabled": False}
     assert (
         q["ComputeResources"][0]["CapacityReservationTarget"]["CapacityReservationId"]
         == "cr-0123456789abcdef0"
