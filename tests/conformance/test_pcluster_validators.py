@@ -15,8 +15,6 @@ configuration as CloudFormation really hands it to ParallelCluster's Lambda.
 
 from __future__ import annotations
 
-import pytest
-
 from tests.conformance.conftest import run_json
 from tests.conformance.test_slurm_conformance import PCLUSTER_PYTHON, all_docs, variant_doc
 
@@ -50,8 +48,7 @@ def test_odcr_queue_disables_the_placement_group_explicitly() -> None:
     assert levels == ["WARNING"], result
 
 
-@pytest.mark.parametrize("stringify", [True])
-def test_configs_load_as_cloudformation_delivers_them(stringify: bool) -> None:
+def test_configs_load_as_cloudformation_delivers_them() -> None:
     docs = all_docs()
-    for name, result in zip(docs, _check(docs, stringify=stringify), strict=True):
+    for name, result in zip(docs, _check(docs, stringify=True), strict=True):
         assert result["loaded"], (name, result["errors"])
