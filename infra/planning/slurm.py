@@ -71,6 +71,14 @@ SSH_CLOSED_CIDR = "127.0.0.1/32"
 """``HeadNode.Ssh.AllowedIps``: loopback only, so the SSH rule ParallelCluster writes into the
 head node's security group admits no one."""
 
+SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+"""Session Manager for every node role. ParallelCluster 3.16.1 attaches only
+``AdditionalIamPolicies`` and CloudWatchAgentServerPolicy to the roles it creates
+(``_add_node_role`` in ``pcluster/templates/cdk_builder_utils.py``); its provider Lambda may
+attach this AWS managed policy (``IamPolicy`` statement of
+``cloudformation/policies/parallelcluster-policies.yaml``). SSH stays closed
+(:data:`SSH_CLOSED_CIDR`), so without it nobody reaches the head node."""
+
 HEAD_ROOT_VOLUME_GIB = 100
 """Head node root volume: Slurm, the router's virtual environment and logs (no image, no weights)."""
 
@@ -241,10 +249,17 @@ def router_host(plan: ClusterPlan) -> str:
 
 def _placement(plan: ClusterPlan) -> dict[str, Any] | None:
     """``Networking.PlacementGroup`` of the queue, or ``None``: a reserved queue (ODCR or
-    Capacity Block) takes no placement group (``infra.spec.backend.check`` refuses the pair)."""
+    Capacity Block) takes no placement group (``infra.spec.backend.check`` refuses the pair).
+
+    An On-Demand Capacity Reservation with EFA says ``Enabled: false`` explicitly:
+    ParallelCluster's ``EfaPlacementGroupValidator`` (3.16.1, ``cluster_validators.py``) makes
+    an EFA compute resource with no placement group key an ERROR at create time ("must be
+    explicit ... add 'Enabled: false'"), and only a Capacity Block is exempt."""
     cap = plan.capacity
-    if cap.reservation_id:
+    if cap.kind == "capacity-block":
         return None
+    if cap.reservation_id:
+        return {"Enabled": False} if plan.node_type.has_efa else None
     if cap.placement == "created":
         return {"Enabled": True}
     if cap.placement == "existing":
@@ -270,7 +285,10 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
       reservation is targeted by ``CapacityReservationTarget``.
     - ``SharedStorage``: the stack's FSx for Lustre at ``/fsx`` (when the stack has a store).
     - ``Iam``: the stack's customer-managed node policy (the EC2 backend's GPU-node
-      statements) and read access to the custom-action objects, on head and GPU nodes.
+      statements), AmazonSSMManagedInstanceCore (Session Manager, :data:`SSM_CORE_POLICY`) and
+      read access to the custom-action objects, on head and GPU nodes.
+    - ``Monitoring``: CloudWatch logs deleted with the cluster (ParallelCluster retains them
+      by default).
     - ``CustomActions``: scripts uploaded by the stack, arguments as data.
 
     Args:
@@ -288,7 +306,10 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
     spec = plan.spec
     cap = plan.capacity
     s3_access = [{"BucketName": res.actions_bucket, "EnableWriteAccess": False}]
-    iam = {"AdditionalIamPolicies": [{"Policy": res.node_policy_arn}], "S3Access": s3_access}
+    iam = {
+        "AdditionalIamPolicies": [{"Policy": res.node_policy_arn}, {"Policy": SSM_CORE_POLICY}],
+        "S3Access": s3_access,
+    }
     head_sgs = [res.node_sg_id, res.router_sg_id]
     head_actions = [
         {
@@ -366,7 +387,17 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
             },
             "SlurmQueues": queues,
         },
-        "Monitoring": {"Logs": {"CloudWatch": {"Enabled": True, "RetentionInDays": spec.log_retention_days}}},
+        # DeletionPolicy Delete: ParallelCluster keeps the cluster's log group by default
+        # (Retain), which would outlive `pulumi destroy`.
+        "Monitoring": {
+            "Logs": {
+                "CloudWatch": {
+                    "Enabled": True,
+                    "RetentionInDays": spec.log_retention_days,
+                    "DeletionPolicy": "Delete",
+                }
+            }
+        },
     }
     if plan.uses_model_store:
         config["SharedStorage"] = [
