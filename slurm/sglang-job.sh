@@ -104,8 +104,8 @@ sglang_rank() {
   done
 
   local name="sglang-job${SLURM_JOB_ID}-s${slot}"
-  local nodelog="${SGLANG_NODE_LOG_DIR:-/tmp}/${name}.log"
-  local marker="${SGLANG_NODE_LOG_DIR:-/tmp}/${name}.transport-failed"
+  local nodelog="${SGLANG_NODE_LOG_DIR:-/tmp}/${name}-${SLURMD_NODENAME}.log"
+  local marker="${SGLANG_NODE_LOG_DIR:-/tmp}/${name}-${SLURMD_NODENAME}.transport-failed"
   rm -f "${marker}"
   log "server slot ${slot}: group ${group}, rank ${rank} of ${nps}, head ${head}: ${argv[*]}"
   local rc=0 watcher=""
@@ -249,6 +249,17 @@ steps_alive() {
   done
 }
 
+step_ended() {
+  # A rank task ended while the job was starting: finish with its exit status.
+  local i
+  log "ERROR: a rank task ended while the servers were starting (logs: ${STEP_LOGS[*]})"
+  for i in "${!STEP_PIDS[@]}"; do
+    kill -0 "${STEP_PIDS[i]}" 2>/dev/null && continue
+    wait "${STEP_PIDS[i]}" || finish "$?"
+  done
+  finish 1
+}
+
 CLEANED=0
 cleanup() {
   # Stop this job's rank tasks (srun forwards the signal; each task removes its own container),
@@ -322,7 +333,7 @@ main() {
     *) log "ERROR: SGLANG_CONTAINER_RUNTIME is ${SGLANG_CONTAINER_RUNTIME}; allowed: docker, pyxis" && exit "${EXIT_FINAL}" ;;
   esac
   export SGLANG_CONTAINER_RUNTIME
-  LOG_DIR="${SGLANG_JOB_LOG_DIR:-${SLURM_SUBMIT_DIR:-.}}/sglang-${SLURM_JOB_ID}"
+  LOG_DIR="${SGLANG_JOB_LOG_DIR:-${PWD}}/sglang-${SLURM_JOB_ID}"
   mkdir -p "${LOG_DIR}"
 
   NODES=()
@@ -351,7 +362,7 @@ main() {
     launch_step 0 "${followers[@]}"
     local deadline=$((SECONDS + ${SGLANG_START_TIMEOUT:-1800}))
     until [ "$(grep -c '^sglang-job: started rank' "${STEP_LOGS[0]}" 2>/dev/null)" -ge "${#followers[@]}" ]; do
-      steps_alive || { log "ERROR: a rank >= 1 ended before it started (see ${STEP_LOGS[0]})"; wait "${STEP_PIDS[0]}" || finish "$?"; finish 1; }
+      steps_alive || step_ended
       [ "${SECONDS}" -lt "${deadline}" ] || { log "ERROR: ranks >= 1 did not start within ${SGLANG_START_TIMEOUT:-1800} s"; finish "${EXIT_FINAL}"; }
       sleep 2
     done
@@ -385,20 +396,24 @@ main() {
     done
     pending=("${still[@]}")
     [ "${#pending[@]}" -gt 0 ] || break
-    if ! steps_alive; then
-      log "ERROR: a rank ended while the servers were starting"
-      for i in "${!STEP_PIDS[@]}"; do
-        kill -0 "${STEP_PIDS[i]}" 2>/dev/null && continue
-        wait "${STEP_PIDS[i]}" || finish "$?"
-      done
-      finish 1
-    fi
+    steps_alive || step_ended
     log "waiting for ${pending[*]} (check ${try}/${tries})"
     sleep "${interval}"
   done
   if [ "${#pending[@]}" -gt 0 ]; then
     log "ERROR: ${pending[*]} not ready after ${tries} x ${interval} s"
     finish "${EXIT_FINAL}"
+  fi
+  if [ "${SGLANG_JOB_REQUIRE_EFA}" = 1 ]; then
+    # require_efa: every node's rank task must have classified its NCCL log as efa before the
+    # router hears of the server (a non-efa verdict ends that task with EXIT_FINAL).
+    local deadline=$((SECONDS + ${SGLANG_NCCL_WAIT_SECS:-1800}))
+    until [ "$(cat "${STEP_LOGS[@]}" | grep -c 'NCCL transport: efa')" -ge "${#NODES[@]}" ]; do
+      steps_alive || step_ended
+      [ "${SECONDS}" -lt "${deadline}" ] || { log "ERROR: no NCCL transport verdict from every node within ${SGLANG_NCCL_WAIT_SECS:-1800} s (logs: ${STEP_LOGS[*]})"; finish "${EXIT_FINAL}"; }
+      sleep 1
+    done
+    grep -h 'NCCL transport: efa' "${STEP_LOGS[@]}" >&2
   fi
   log "serving: ${urls[*]}"
   register_workers "${urls[@]}"
