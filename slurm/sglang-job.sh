@@ -16,7 +16,8 @@
 #   SGLANG_NCCL_WAIT_SECS / SGLANG_NCCL_POLL_SECS  transport check bound and period
 set -euo pipefail
 
-EXIT_FINAL=78 # a failure a requeue would repeat (layout, transport, readiness): never requeued
+# A failure a requeue would repeat (layout, transport, readiness): never requeued.
+export EXIT_FINAL=78
 
 log() {
   printf '%s sglang-job[%s]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SLURMD_NODENAME:-?}" "$*" >&2
@@ -253,6 +254,7 @@ step_ended() {
   # A rank task ended while the job was starting: finish with its exit status.
   local i
   log "ERROR: a rank task ended while the servers were starting (logs: ${STEP_LOGS[*]})"
+  grep -h 'sglang-job.*ERROR' "${STEP_LOGS[@]}" >&2 || true
   for i in "${!STEP_PIDS[@]}"; do
     kill -0 "${STEP_PIDS[i]}" 2>/dev/null && continue
     wait "${STEP_PIDS[i]}" || finish "$?"
@@ -319,6 +321,8 @@ finish() {
     [ "${SLURM_RESTART_COUNT:-0}" -lt "${SGLANG_JOB_MAX_REQUEUES}" ]; then
     log "a rank ended with status ${rc}: requeueing the job (restart $((${SLURM_RESTART_COUNT:-0} + 1)) of ${SGLANG_JOB_MAX_REQUEUES}); all ranks restart together"
     scontrol requeue "${SLURM_JOB_ID}" || log "ERROR: scontrol requeue ${SLURM_JOB_ID} failed"
+  elif [ -n "${2:-}" ]; then
+    log "stopped by a signal (status ${rc}): scancel ends the job; after a node failure Slurm requeues it itself (--requeue)"
   elif [ "${rc}" != 0 ]; then
     log "ERROR: the job ends with status ${rc} and is not requeued"
   fi

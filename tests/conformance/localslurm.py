@@ -154,6 +154,10 @@ class LocalSlurm:
             return False
         return True
 
+    def nodes_idle(self) -> bool:
+        """Both nodes are idle."""
+        return self._nodes_idle()
+
     def _nodes_idle(self) -> bool:
         try:
             out = self.run("sinfo", "-N", "-h", "-o", "%N %t", timeout=10)

@@ -311,7 +311,16 @@ def test_node_failure_requeues_the_job(slurm: LocalSlurm, tmp_path: Path) -> Non
     try:
         slurm.wait_for(lambda: slurm.job_state(job.id).get("Restarts") == "1", 60, "job not requeued")
         slurm.wait_for(lambda: not job.live_containers(), 60, f"containers left: {job.live_containers()}")
-        assert slurm.job_state(job.id).get("JobState") in ("PENDING", "REQUEUED", "CONFIGURING", "RUNNING")
+        slurm.wait_for(
+            lambda: slurm.job_state(job.id).get("JobState") in ("PENDING", "CONFIGURING", "RUNNING"),
+            60,
+            f"job {job.id} not back in the queue: {slurm.job_state(job.id)}",
+        )
+        assert "DUE TO NODE FAILURE" in job.output
     finally:
-        slurm.run("scontrol", "update", "nodename=n2", "state=resume")
+        try:  # ReturnToService=2 may have brought it back already (then "resume" is refused)
+            slurm.run("scontrol", "update", "nodename=n2", "state=resume")
+        except RuntimeError:
+            pass
     job.cancel_and_check_clean()
+    slurm.wait_for(slurm.nodes_idle, 60, "n2 did not come back")
