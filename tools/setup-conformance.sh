@@ -8,6 +8,7 @@
 #   .tools/parliament-venv/ parliament (IAM policy linter with AWS's action/resource data)
 #   .tools/sglang-resolve-venv/  sglang with what its full ServerArgs resolution imports
 #                                (transformers, ...) on the CPU build of torch
+#   slurmctld, slurmd, slurm-client  Debian's Slurm (apt, system-wide) for the job rehearsal
 # TOOLS_DIR overrides where they go (default .tools/ of this checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,4 +79,21 @@ if [ ! -f "${tools}/sglang-resolve-venv/.done" ]; then
   "${tools}/sglang-resolve-venv/bin/pip" install "${pipq[@]}" --no-deps sglang==0.5.23
   touch "${tools}/sglang-resolve-venv/.done"
 fi
+# --- Slurm (the job rehearsal, tests/conformance/test_slurm_job.py): Debian's slurmctld, slurmd
+# and client commands, run by the test itself (auth/none, daemons in the foreground) -----------
+install_slurm() {
+  local t
+  for t in slurmctld slurmd sbatch srun scontrol squeue sinfo scancel; do
+    command -v "${t}" >/dev/null || break
+  done
+  command -v "${t}" >/dev/null && return 0
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get -qq update
+  # Without a running init, the packages' postinst cannot start the daemons; the test starts its
+  # own, so a refused start is fine (policy-rc.d, or no systemd).
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
+    slurmctld slurmd slurm-client
+}
+install_slurm
 echo "conformance tools ready in ${tools}"

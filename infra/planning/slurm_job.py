@@ -69,7 +69,7 @@ class SlurmJobSettings:
     Attributes:
         container_runtime: ``docker`` (the EC2 nodes' way: ``docker run`` with the same flags)
             or ``pyxis`` (``srun --container-image``, Pyxis/Enroot; ParallelCluster ships it
-            off since 3.11.1). Proposed stack key: ``slurm_container_runtime``.
+            off since 3.11.1). Stack key ``slurm_container_runtime``.
         partition: Slurm partition (ParallelCluster queue name); empty = the default partition.
         job_name: ``--job-name``; empty = ``sglang-<stack>``.
         max_requeues: self-requeues after a rank crash (``SLURM_RESTART_COUNT`` counts them).
@@ -85,6 +85,12 @@ class SlurmJobSettings:
     ready_tries: int = 360
     ready_interval_secs: int = 10
     gpus_per_node: bool = True
+
+
+def settings_from_spec(spec: StackSpec, partition: str = "") -> SlurmJobSettings:
+    """:class:`SlurmJobSettings` from the stack: ``slurm_container_runtime``, and ``partition``
+    (the ParallelCluster queue name, from the cluster config) when given."""
+    return SlurmJobSettings(container_runtime=spec.slurm_container_runtime, partition=partition)
 
 
 def rank_independent_argv(argv: list[str]) -> list[str]:
@@ -123,7 +129,7 @@ def render_job_script(
     Args:
         spec: the stack spec (``plan.spec`` once the image is resolved; the argv uses it).
         plan: the cluster plan (layout, container environment, require_efa).
-        settings: job choices; defaults to :class:`SlurmJobSettings`.
+        settings: job choices; defaults to :func:`settings_from_spec`.
         image: the image reference nodes run; defaults to ``plan.spec.image`` (pass the ECR URI
             in the mirror and build modes).
 
@@ -135,7 +141,7 @@ def render_job_script(
     Raises:
         ValueError: when :func:`server_argv` no longer ends with the rank flags.
     """
-    s = settings or SlurmJobSettings()
+    s = settings or settings_from_spec(spec)
     layout = plan.layout
     node = plan.node_type
     head_node = layout.nodes[0]

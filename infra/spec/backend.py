@@ -19,3 +19,11 @@ class BackendKeys(Keys):
         description="ec2: GPU instance groups (one EC2 instance per node) in a cluster placement "
         "group, each node booting its ranks through cloud-init.",
     )
+
+    slurm_container_runtime: Literal["docker", "pyxis"] = Field(
+        "docker",
+        description="backend slurm: how the serving job starts its containers. docker: docker run "
+        "with the EC2 nodes' flags (devices, EFA/NCCL env), only the job's containers removed at "
+        "its end; pyxis: srun --container-image (Pyxis/Enroot, off by default in ParallelCluster "
+        "since 3.11.1, enabled by the cluster's custom action).",
+    )

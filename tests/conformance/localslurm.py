@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,10 +70,15 @@ class LocalSlurm:
         """The environment for Slurm commands against this cluster."""
         return {**os.environ, "SLURM_CONF": str(self.conf), **extra}
 
-    def run(self, *argv: str, timeout: float = 30, **extra: str) -> str:
-        """Run a Slurm client command; its stdout (raises on failure)."""
+    def run(self, *argv: str, timeout: float = 30, env: Mapping[str, str] | None = None) -> str:
+        """Run a Slurm client command (``env``: extra variables); its stdout (raises on failure)."""
         proc = subprocess.run(
-            argv, env=self.env(**extra), capture_output=True, text=True, timeout=timeout, check=False
+            argv,
+            env=self.env(**(env or {})),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()}")
@@ -136,14 +142,10 @@ class LocalSlurm:
         )
         env = self.env()
         log = (self.root / "log" / "daemons.out").open("ab")
-        self.procs.append(
-            subprocess.Popen(["slurmctld", "-D", "-i"], env=env, stdout=log, stderr=log)
-        )
+        self.procs.append(subprocess.Popen(["slurmctld", "-D", "-i"], env=env, stdout=log, stderr=log))
         self._wait(lambda: self._ok("scontrol", "ping"), 30, "slurmctld did not answer")
         for name in NODES:
-            self.procs.append(
-                subprocess.Popen(["slurmd", "-D", "-N", name], env=env, stdout=log, stderr=log)
-            )
+            self.procs.append(subprocess.Popen(["slurmd", "-D", "-N", name], env=env, stdout=log, stderr=log))
         self._wait(self._nodes_idle, 60, "the slurmd nodes did not become idle")
         return self
 
@@ -166,19 +168,16 @@ class LocalSlurm:
         states = dict(line.split() for line in out.splitlines() if line.strip())
         return all(states.get(n) == "idle" for n in NODES)
 
-    def _wait(self, pred: object, seconds: float, what: str) -> None:
-        assert callable(pred)
+    def _wait(self, pred: Callable[[], bool], seconds: float, what: str) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if pred():
                 return
             time.sleep(0.5)
-        logs = "\n".join(
-            p.read_text(errors="replace")[-2000:] for p in sorted((self.root / "log").glob("*"))
-        )
+        logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted((self.root / "log").glob("*")))
         raise AssertionError(f"{what} within {seconds} s\n{logs}")
 
-    def wait_for(self, pred: object, seconds: float, what: str) -> None:
+    def wait_for(self, pred: Callable[[], bool], seconds: float, what: str) -> None:
         """Poll ``pred`` every 0.5 s until true; fail with the daemon logs after ``seconds``."""
         self._wait(pred, seconds, what)
 

@@ -29,7 +29,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +74,17 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSlurm]:
         cluster.stop()
 
 
+SUBMITTED: list[Job] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> Iterator[None]:
+    """After each test, pass or fail: cancel its jobs and kill their stand-in containers."""
+    yield
+    while SUBMITTED:
+        SUBMITTED.pop().kill_leftovers()
+
+
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -107,8 +117,9 @@ class Job:
             "SGLANG_CACHE_DIR": str(work / "cache"),
             **env,
         }
-        out = slurm.run("sbatch", "--parsable", f"--chdir={work}", str(work / "job.sh"), **self.env)
+        out = slurm.run("sbatch", "--parsable", f"--chdir={work}", str(work / "job.sh"), env=self.env)
         self.id = out.strip().split(";")[0]
+        SUBMITTED.append(self)
 
     @property
     def output(self) -> str:
@@ -161,7 +172,9 @@ class Job:
             60,
             f"job {self.id} did not end",
         )
-        self.slurm.wait_for(lambda: not self.live_containers(), 30, f"containers left: {self.live_containers()}")
+        self.slurm.wait_for(
+            lambda: not self.live_containers(), 30, f"containers left: {self.live_containers()}"
+        )
         assert self.slurm.run("squeue", "-h", "-j", self.id).strip() == ""
 
 
@@ -188,7 +201,9 @@ def test_job_script_passes_shellcheck(stack: str, tmp_path: Path) -> None:
         path.write_text(
             render_job_script(plan.spec, plan, SlurmJobSettings(container_runtime=runtime))  # type: ignore[arg-type] # a Literal from the loop
         )
-        proc = subprocess.run([exe, "--severity=style", str(path)], capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [exe, "--severity=style", str(path)], capture_output=True, text=True, check=False
+        )
         assert proc.returncode == 0, proc.stdout
 
 
@@ -230,13 +245,22 @@ def test_tp16_job_two_nodes_ranks_readiness_router_cleanup(slurm: LocalSlurm, tm
             # One source of truth: exactly the EC2 backend's argv with the head at 127.0.0.2.
             assert argv == server_node_boot(plan, node, "127.0.0.2").processes[0]
             opts = by_node[name]["opts"]
-            for var in ("FI_PROVIDER=efa", "NCCL_NET_PLUGIN=ofi", "FI_EFA_USE_DEVICE_RDMA=1", "NCCL_DEBUG=INFO"):
+            for var in (
+                "FI_PROVIDER=efa",
+                "NCCL_NET_PLUGIN=ofi",
+                "FI_EFA_USE_DEVICE_RDMA=1",
+                "NCCL_DEBUG=INFO",
+            ):
                 assert var in opts
             assert "GLOO_SOCKET_IFNAME=lo" in opts and "NCCL_SOCKET_IFNAME=lo" in opts
             assert by_node[name]["labels"] == {"sglang.slurm-job": job.id}
             assert by_node[name]["addr"] == NODES[name]
         # The readiness loop: rank 0's /health refused twice, polled again, then /v1/models.
-        paths = [r["path"] for r in _jsonl(job.standin / "requests.jsonl") if r["addr"] == "127.0.0.2" and r["rank"] == 0]
+        paths = [
+            r["path"]
+            for r in _jsonl(job.standin / "requests.jsonl")
+            if r["addr"] == "127.0.0.2" and r["rank"] == 0
+        ]
         assert paths[:4] == ["/health", "/health", "/health", "/v1/models"], paths
         assert "waiting for http://127.0.0.2:30000" in out
         assert "ready: http://127.0.0.2:30000 answers /health and /v1/models" in out
@@ -283,7 +307,13 @@ def test_packed_servers_ports_and_gpus_per_task(slurm: LocalSlurm, tmp_path: Pat
 def test_nccl_on_sockets_ends_the_job_without_requeue(slurm: LocalSlurm, tmp_path: Path) -> None:
     """A real socket-fallback NCCL log on the ranks: the job stops, status 78, not requeued."""
     plan = _plan("prod-tp16")
-    job = Job(slurm, tmp_path, render_job_script(plan.spec, plan), STANDIN_NCCL_LOG=str(SOCKET_LOG), STANDIN_UNREADY="1000")
+    job = Job(
+        slurm,
+        tmp_path,
+        render_job_script(plan.spec, plan),
+        STANDIN_NCCL_LOG=str(SOCKET_LOG),
+        STANDIN_UNREADY="1000",
+    )
     job.wait_output(r"ends with status 78 and is not requeued")
     job.wait_gone()
     state = slurm.job_state(job.id)
@@ -294,7 +324,14 @@ def test_nccl_on_sockets_ends_the_job_without_requeue(slurm: LocalSlurm, tmp_pat
 def test_crashed_rank_requeues_the_job(slurm: LocalSlurm, tmp_path: Path) -> None:
     """Rank 1 exits 1 after the server is up: the job requeues itself; every rank restarts."""
     plan = _plan("prod-tp16")
-    job = Job(slurm, tmp_path, render_job_script(plan.spec, plan), STANDIN_EXIT="1", STANDIN_EXIT_AFTER="4", STANDIN_UNREADY="0")
+    job = Job(
+        slurm,
+        tmp_path,
+        render_job_script(plan.spec, plan),
+        STANDIN_EXIT="1",
+        STANDIN_EXIT_AFTER="4",
+        STANDIN_UNREADY="0",
+    )
     job.wait_output(r"requeueing the job \(restart 1 of 3\)")
     job.wait_output(r"job \d+ \(restart 1\) on n1 n2", seconds=240)
     assert slurm.job_state(job.id).get("Restarts") == "1"
