@@ -271,19 +271,41 @@ cleanup() {
   local pid
   for pid in "${STEP_PIDS[@]}"; do kill -TERM "${pid}" 2>/dev/null || true; done
   for pid in "${STEP_PIDS[@]}"; do wait "${pid}" 2>/dev/null || true; done
+  deregister_workers
   if [ "${SGLANG_CONTAINER_RUNTIME}" = docker ] && [ "${#NODES[@]}" -gt 0 ]; then
     # shellcheck disable=SC2016 # expanded on each node
     timeout 120 srun --overlap --nodes="${#NODES[@]}" --ntasks-per-node=1 bash -c \
       'ids=$(docker ps -aq --filter "label=sglang.slurm-job=${SLURM_JOB_ID}"); [ -z "${ids}" ] || docker rm -f ${ids} >/dev/null' \
-      >/dev/null 2>&1 || log "WARNING: could not sweep this job's containers (job ending)"
+      >/dev/null 2>&1 || log "no sweep step (Slurm is ending the job): each rank task removed its own container"
   fi
   log "cleanup done: this job's rank tasks and containers are stopped"
+}
+
+deregister_workers() {
+  # The router forgets this run's workers (DELETE /workers/ID), one bounded try each.
+  local id
+  [ -n "${SGLANG_ROUTER_URL:-}" ] && [ -s "${LOG_DIR:-/nonexistent}/router-worker-ids" ] || return 0
+  while read -r id; do
+    [ -n "${id}" ] || continue
+    local -a auth=()
+    if [ -r "${SGLANG_ROUTER_API_KEY_FILE:-/nonexistent}" ]; then
+      (umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "${SGLANG_ROUTER_API_KEY_FILE}")" >"${LOG_DIR}/.router-auth")
+      auth=(-H "@${LOG_DIR}/.router-auth")
+    fi
+    if curl -fsS -o /dev/null --max-time 10 "${auth[@]}" -X DELETE "${SGLANG_ROUTER_URL%/}/workers/${id}"; then
+      log "router ${SGLANG_ROUTER_URL}: removed worker ${id}"
+    else
+      log "WARNING: router ${SGLANG_ROUTER_URL}: DELETE /workers/${id} failed"
+    fi
+    rm -f "${LOG_DIR}/.router-auth"
+  done <"${LOG_DIR}/router-worker-ids"
+  rm -f "${LOG_DIR}/router-worker-ids"
 }
 
 register_workers() {
   # The router learns the rank-0 URLs: POST /workers {"url": ...} (sglang-router 0.3.2 and smg),
   # bounded retries; the API key travels in a header file, never on a command line.
-  local url code try
+  local url code try id
   printf '%s\n' "$@" >"${LOG_DIR}/workers"
   if [ -n "${SGLANG_ROUTER_URL:-}" ]; then
     local -a auth=()
@@ -293,7 +315,7 @@ register_workers() {
     fi
     for url in "$@"; do
       for try in 1 2 3 4 5; do
-        code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "${auth[@]}" \
+        code=$(curl -sS -o "${LOG_DIR}/.router-reply" -w '%{http_code}' --max-time 10 "${auth[@]}" \
           -H 'Content-Type: application/json' -X POST "${SGLANG_ROUTER_URL%/}/workers" \
           --data "{\"url\": \"${url}\"}" 2>/dev/null) || code=000
         case "${code}" in 2??) break ;; esac
@@ -301,11 +323,18 @@ register_workers() {
         sleep $((try * 5))
       done
       case "${code}" in
-        2??) log "router ${SGLANG_ROUTER_URL}: registered ${url}" ;;
+        2??)
+          # The reply names the worker's id (sglang-router 0.3.2 / smg: {"worker_id": UUID, ...}):
+          # cleanup removes it with DELETE /workers/ID, so a requeue on other nodes leaves no
+          # stale URL behind.
+          id=$(sed -n 's/.*"worker_id" *: *"\([0-9a-fA-F-]*\)".*/\1/p' "${LOG_DIR}/.router-reply")
+          [ -z "${id}" ] || printf '%s\n' "${id}" >>"${LOG_DIR}/router-worker-ids"
+          log "router ${SGLANG_ROUTER_URL}: registered ${url}"
+          ;;
         *) log "WARNING: router ${SGLANG_ROUTER_URL} did not take ${url}; add it by hand: curl -X POST ${SGLANG_ROUTER_URL%/}/workers -d '{\"url\": \"${url}\"}'" ;;
       esac
     done
-    rm -f "${LOG_DIR}/.router-auth"
+    rm -f "${LOG_DIR}/.router-auth" "${LOG_DIR}/.router-reply"
   fi
   if [ -n "${SGLANG_WORKERS_HOOK:-}" ]; then
     "${SGLANG_WORKERS_HOOK}" "$@" || log "WARNING: ${SGLANG_WORKERS_HOOK} exited with status $?"

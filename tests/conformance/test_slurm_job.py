@@ -273,6 +273,14 @@ def test_tp16_job_two_nodes_ranks_readiness_router_cleanup(slurm: LocalSlurm, tm
         assert (tmp_path / f"sglang-{job.id}" / "workers").read_text() == "http://127.0.0.2:30000\n"
         assert key not in out and not (tmp_path / f"sglang-{job.id}" / ".router-auth").exists()
         job.cancel_and_check_clean()
+        # Cleanup took the worker out of the router again (DELETE /workers/ID).
+        # The router removes a worker in the background after it answers 202: bounded wait.
+        slurm.wait_for(
+            lambda: _get(f"http://127.0.0.1:{port}/workers", auth)["workers"] == [],
+            20,
+            "the router still lists the job's worker",
+        )
+        assert "removed worker" in job.output
         removed = {r["node"] for r in _jsonl(job.standin / "removed.jsonl")}
         assert removed == {"n1", "n2"}
     finally:
