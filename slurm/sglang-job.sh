@@ -441,12 +441,13 @@ main() {
     # require_efa: every node's rank task must have classified its NCCL log as efa before the
     # router hears of the server (a non-efa verdict ends that task with EXIT_FINAL).
     local deadline=$((SECONDS + ${SGLANG_NCCL_WAIT_SECS:-1800}))
-    until [ "$(cat "${STEP_LOGS[@]}" | grep -c 'NCCL transport: efa')" -ge "${#NODES[@]}" ]; do
+    # "NOT checked": the classifier could not run on that node; as on EC2, say so and go on.
+    until [ "$(cat "${STEP_LOGS[@]}" | grep -cE 'NCCL transport: efa|transport is NOT checked')" -ge "${#NODES[@]}" ]; do
       steps_alive || step_ended
       [ "${SECONDS}" -lt "${deadline}" ] || { log "ERROR: no NCCL transport verdict from every node within ${SGLANG_NCCL_WAIT_SECS:-1800} s (logs: ${STEP_LOGS[*]})"; finish "${EXIT_FINAL}"; }
       sleep 1
     done
-    grep -h 'NCCL transport: efa' "${STEP_LOGS[@]}" >&2
+    grep -hE 'NCCL transport: efa|transport is NOT checked' "${STEP_LOGS[@]}" >&2
   fi
   log "serving: ${urls[*]}"
   register_workers "${urls[@]}"
