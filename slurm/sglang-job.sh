@@ -115,7 +115,9 @@ sglang_rank() {
       # Only this job's containers: named and labelled with the job id. A previous run of this
       # job (a requeue keeps the id) may have left one on this node.
       docker rm -f "${name}" >/dev/null 2>&1 || true
-      trap 'docker rm -f "${name}" >/dev/null 2>&1 || true' EXIT
+      # Expanded now: the trap also runs after sglang_rank has returned (its locals are gone).
+      # shellcheck disable=SC2064
+      trap "docker rm -f ${name} >/dev/null 2>&1 || true" EXIT
       trap 'exit 143' TERM INT
       local -a dargs=(
         --detach --name "${name}" --label "sglang.slurm-job=${SLURM_JOB_ID}"
@@ -150,7 +152,8 @@ sglang_rank() {
       echo "sglang-job: started rank ${rank} slot ${slot} on ${SLURMD_NODENAME}"
       "${argv[@]}" > >(tee -a "${nodelog}") 2>&1 &
       local pid=$!
-      trap 'kill "${pid}" 2>/dev/null || true' EXIT
+      # shellcheck disable=SC2064 # expanded now, as above
+      trap "kill ${pid} 2>/dev/null || true" EXIT
       trap 'exit 143' TERM INT
       if [ "${SGLANG_JOB_REQUIRE_EFA}" = 1 ]; then
         sglang_watch_transport "${nodelog}" "${marker}" kill "${pid}" &

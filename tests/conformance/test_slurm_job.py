@@ -136,11 +136,14 @@ class Job:
     def runs(self) -> list[dict[str, Any]]:
         return _jsonl(self.standin / "runs.jsonl")
 
-    def live_containers(self) -> list[str]:
-        """Stand-in containers whose process is still running (any node)."""
+    def live_containers(self, job: str | None = None) -> list[str]:
+        """This job's (or job ``job``'s) stand-in containers still running, on any node."""
         live = []
         for p in (self.standin / "containers").glob("*/*.json"):
-            pid = json.loads(p.read_text())["pid"]
+            state = json.loads(p.read_text())
+            if state["labels"].get("sglang.slurm-job") != (job or self.id):
+                continue
+            pid = state["pid"]
             try:
                 os.kill(pid, 0)
             except OSError:
@@ -222,16 +225,33 @@ def test_tp16_job_two_nodes_ranks_readiness_router_cleanup(slurm: LocalSlurm, tm
         stdout=router_log, stderr=router_log,
     )  # fmt: skip
     try:
+        hook = tmp_path / "hook"
+        hook.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {tmp_path}/hook.args\n")
+        hook.chmod(0o755)
+        # Another job's container on n1 (label sglang.slurm-job=999): cleanup must leave it alone.
+        foreign = {
+            **os.environ,
+            "STANDIN_DIR": str(tmp_path / "standin"),
+            "SLURMD_NODENAME": "n1",
+            "STANDIN_ADDRS": "n1=127.0.0.2",
+        }
+        subprocess.run(
+            [str(STANDIN / "docker"), "run", "--detach", "--name", "sglang-job999-s0",
+             "--label", "sglang.slurm-job=999", "--entrypoint", "python3", "img", "-m",
+             "sglang.launch_server", "--port", "31999"],
+            env=foreign, check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
         job = Job(
             slurm,
             tmp_path,
             render_job_script(plan.spec, plan),
             SGLANG_ROUTER_URL=f"http://127.0.0.1:{port}",
             SGLANG_ROUTER_API_KEY_FILE=str(keyfile),
+            SGLANG_WORKERS_HOOK=str(hook),
         )
         job.wait_output(r"registered http://127\.0\.0\.2:30000")
         out = job.output
-        runs = job.runs()
+        runs = [r for r in job.runs() if r["labels"].get("sglang.slurm-job") == job.id]
         assert len(runs) == 2, runs
         by_node = {r["node"]: r for r in runs}
         # Rank 1 (second node) is started before rank 0 (first node).
@@ -283,6 +303,11 @@ def test_tp16_job_two_nodes_ranks_readiness_router_cleanup(slurm: LocalSlurm, tm
         assert "removed worker" in job.output
         removed = {r["node"] for r in _jsonl(job.standin / "removed.jsonl")}
         assert removed == {"n1", "n2"}
+        assert (tmp_path / "hook.args").read_text() == "http://127.0.0.2:30000\n"
+        assert job.live_containers("999") == ["sglang-job999-s0"]  # not this job's: untouched
+        subprocess.run(
+            [str(STANDIN / "docker"), "rm", "-f", "sglang-job999-s0"], env=foreign, check=True, timeout=30
+        )
     finally:
         router.kill()
         router.wait(timeout=10)
