@@ -67,6 +67,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSlurm]:
     require_slurm()
+    for addr in ADDRS:  # the jobs' servers bind these; a leftover of a killed run would answer
+        with socket.socket() as probe:
+            try:
+                probe.bind((addr, 30000))
+            except OSError as e:
+                pytest.fail(f"{addr}:30000 is taken ({e}): a process of an earlier, killed run?")
     cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"))
     try:
         yield cluster.start()
