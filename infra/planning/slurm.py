@@ -548,29 +548,26 @@ def slurm_nodes(plan: ClusterPlan) -> list[SlurmNode]:
     return out
 
 
-PLACEHOLDER_JOB_SCRIPT = (
-    "#!/bin/bash\n"
-    "# LEAD HOOK: the serving job script is rendered by infra.planning.slurm_job.render_job_script\n"
-    "# (slurm-job part of issue 7); this placeholder refuses to run until it is wired.\n"
-    'echo "sglang: the serving job script is not wired into this build" >&2\n'
-    "exit 1\n"
-)
-
-
-def job_script(spec: StackSpec, plan: ClusterPlan) -> str:
+def job_script(spec: StackSpec, plan: ClusterPlan, image: str | None = None) -> str:
     """The exact text of the serving job script (``slurm.job_script`` of the plan, and the
     content of the S3 object the head node submits).
 
-    LEAD HOOK: ``infra.planning.slurm_job.render_job_script(spec, plan)`` (the ``slurm-job``
-    helper's module) renders it; until that module is merged, a placeholder that exits 1 (a
-    job that fails visibly in ``sacct``, never one that serves wrongly).
+    Args:
+        spec: the stack spec (``plan.spec``).
+        plan: the cluster plan.
+        image: the image reference the nodes run (the ECR URI in the mirror and build modes, a
+            Pulumi output at deploy time); ``None`` = ``spec.image`` (the plan shows that).
+
+    Returns:
+        :func:`infra.planning.slurm_job.render_job_script` for the GPU queue (:data:`QUEUE`)
+        and the job name the outputs' ``squeue`` command looks for (:func:`job_name`).
     """
-    try:
-        from infra.planning import slurm_job  # type: ignore[attr-defined]  # merged by the lead
-    except ImportError:
-        return PLACEHOLDER_JOB_SCRIPT
-    text: str = slurm_job.render_job_script(spec, plan)
-    return text
+    from dataclasses import replace
+
+    from infra.planning import slurm_job
+
+    settings = replace(slurm_job.settings_from_spec(spec, partition=QUEUE), job_name=job_name(plan.stack))
+    return slurm_job.render_job_script(spec, plan, settings, image=image)
 
 
 def check_slurm(plan: ClusterPlan) -> None:

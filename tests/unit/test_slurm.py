@@ -94,6 +94,8 @@ def test_odcr_takes_no_placement_group() -> None:
             "endpoint",
         ),
         ({"endpoint": "private"}, "endpoint"),
+        ({"pd_disaggregation": True}, "pd_disaggregation"),
+        ({"gateway": "smg"}, "gateway"),
     ],
 )
 def test_spec_refusals_name_the_key(overrides: dict[str, Any], key: str) -> None:
@@ -106,7 +108,7 @@ def test_spec_refusals_name_the_key(overrides: dict[str, Any], key: str) -> None
 @pytest.mark.parametrize("key", ["slurm_container_runtime", "slurm_router", "slurm_head_instance_type"])
 def test_slurm_keys_are_refused_on_ec2(key: str) -> None:
     value = {
-        "slurm_container_runtime": "docker",
+        "slurm_container_runtime": "pyxis",
         "slurm_router": "own_node",
         "slurm_head_instance_type": "c7i.xlarge",
     }
