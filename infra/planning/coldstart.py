@@ -34,6 +34,7 @@ A sharded load format lowers that fraction.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -53,6 +54,12 @@ ImagePull = Literal["ecr", "ecr-soci", "docker-hub"]
 ImageBuild = Literal["none", "mirror", "build"]
 DiskKind = Literal["ebs", "nvme"]
 ModelSource = Literal["hf", "s3", "local", "none"]
+CFN_STACK = "aws:cloudformation/stack:Stack"
+SLURM_CLUSTER_SUFFIX = "-cluster"
+"""Name suffix of the stack holding ``Custom::PclusterCluster`` (``sglang-slurm-cluster``)."""
+SLURM_FLEET = "slurm-compute-nodes"
+"""The GPU nodes ParallelCluster launches once its cluster exists (no Pulumi resource of their
+own): the model adds them to the deploy graph behind the cluster stack."""
 
 
 @dataclass(frozen=True)
@@ -228,14 +235,19 @@ def image_push_secs(image_gb: float, build: ImageBuild) -> float:
     return secs
 
 
-def resource_create_secs(rtype: str, inputs: ColdStartInputs) -> tuple[float, str]:
-    """Creation seconds of one resource type and the constant behind it.
+def resource_create_secs(rtype: str, inputs: ColdStartInputs, name: str = "") -> tuple[float, str]:
+    """Creation seconds of one resource (by type, and by name for ParallelCluster's cluster
+    stack) and the constant behind it.
 
     Components (``sglang:*``) and providers take no time of their own: the engine waits for
-    their children.
+    their children. The CloudFormation stack holding ``Custom::PclusterCluster``
+    (``*-cluster``, :mod:`infra.components.slurm_cluster`) takes ParallelCluster's own cluster
+    creation (head node launch and bootstrap), not an API call's few seconds.
     """
     if rtype.startswith("sglang:") or rtype.startswith("pulumi:providers:"):
         return 0.0, ""
+    if rtype == CFN_STACK and name.endswith(SLURM_CLUSTER_SUFFIX):
+        return _v("parallelcluster_create_secs"), "parallelcluster_create_secs"
     table: dict[str, str] = {
         "aws:fsx/lustreFileSystem:LustreFileSystem": "fsx_create_secs",
         "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": "fsx_dra_create_secs",
@@ -284,7 +296,7 @@ def finish_times(
         for d in r["depends_on"] if r else ():
             if d != name and d in by_name and done(d) >= start:
                 start, before = finish[d], d
-        own = resource_create_secs(r["type"], inputs)[0] if r else 0.0
+        own = resource_create_secs(r["type"], inputs, name)[0] if r else 0.0
         finish[name] = start + own
         if before:
             pred[name] = before
@@ -306,7 +318,7 @@ def critical_path(
     chain: list[tuple[str, str, float]] = []
     name: str | None = target
     while name:
-        own = resource_create_secs(types[name], inputs)[0]
+        own = resource_create_secs(types[name], inputs, name)[0]
         if own > 0:
             chain.append((name, types[name], round(own, 1)))
         name = pred.get(name)
@@ -326,6 +338,31 @@ def rank_launch_order(resources: Sequence[Mapping[str, Any]]) -> Literal["serial
         if any(set(r["depends_on"]) & servers for r in resources if r["name"] in servers)
         else "parallel"
     )
+
+
+def gpu_node_names(resources: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Names of the GPU nodes in the deploy graph: the ``server-*`` instances, or the compute
+    fleet :func:`with_slurm_fleet` adds for a ParallelCluster stack."""
+    return sorted(
+        r["name"]
+        for r in resources
+        if r["type"] == "aws:ec2/instance:Instance"
+        and (r["name"].startswith("server-") or r["name"] == SLURM_FLEET)
+    )
+
+
+def with_slurm_fleet(resources: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``resources`` plus, for a ``backend: slurm`` stack (no ``server-*`` instance, a
+    ParallelCluster cluster stack), its GPU compute nodes as one instance launched after the
+    cluster stack completes (ParallelCluster's clustermgtd launches the static nodes once the
+    head node is up)."""
+    out = list(resources)
+    if gpu_node_names(out):
+        return out
+    clusters = [r["name"] for r in out if r["type"] == CFN_STACK and r["name"].endswith(SLURM_CLUSTER_SUFFIX)]
+    if clusters:
+        out.append({"name": SLURM_FLEET, "type": "aws:ec2/instance:Instance", "depends_on": clusters})
+    return out
 
 
 # --- node-side phases ----------------------------------------------------------------------------
@@ -396,6 +433,15 @@ def fsx_rates_mb_per_s(inputs: ColdStartInputs) -> tuple[float, float, str]:
     return read, write, key
 
 
+def fsx_oss_count(inputs: ColdStartInputs) -> int:
+    """Object storage servers of the model store: ``ceil(capacity GiB / storage per OSS)``
+    (2400 GiB for non-EFA PERSISTENT_2 and SCRATCH_2, ``using-fsx-lustre.html``); 0 without a
+    store."""
+    if not inputs.fsx_capacity_gib:
+        return 0
+    return math.ceil(inputs.fsx_capacity_gib / _v("fsx_storage_per_oss_gib"))
+
+
 def weights_fetch_secs(inputs: ColdStartInputs) -> tuple[float, dict[str, Any], tuple[Constant, ...], str]:
     """Seconds until the checkpoint is on the model store (or a store-less node's cache)."""
     mb = inputs.checkpoint_bytes / MB
@@ -452,9 +498,10 @@ def weight_load_phase(inputs: ColdStartInputs, readers: int) -> Phase:
     read, write, key = fsx_rates_mb_per_s(inputs)
     client = _c("fsx_client_max_mb_per_s")
     srcs: tuple[Constant, ...] = (_c("fsx_disk_mb_per_s_per_tib"), _c("fsx_network_mb_per_s_per_tib"), client)
-    flow = _c("single_flow_mb_per_s")
-    srcs += (flow,)
-    node_cap = min(float(client.value), inputs.loader_streams_per_node * float(flow.value))
+    per_oss = _c("fsx_client_per_oss_mb_per_s")
+    srcs += (per_oss, _c("fsx_storage_per_oss_gib"))
+    oss = fsx_oss_count(inputs)
+    node_cap = min(float(client.value), min(inputs.loader_streams_per_node, oss) * float(per_oss.value))
     shared = readers * per_node / MB / read
     secs = max(shared, per_node / MB / node_cap)
     detail: dict[str, Any] = {
@@ -466,11 +513,13 @@ def weight_load_phase(inputs: ColdStartInputs, readers: int) -> Phase:
         "fsx_read_mb_per_s": round(read, 1),
         "rate": "burst" if inputs.fsx_use_burst else "baseline",
         "loader_streams_per_node": inputs.loader_streams_per_node,
+        "fsx_oss": oss,
         "node_read_cap_mb_per_s": round(node_cap, 1),
     }
     note = (
         "max(readers x bytes per node / FSx read rate, bytes per node / the node's read cap: "
-        "loader streams x one flow, at most the client limit)"
+        "5 Gbit/s per file server it reads from (min(loader streams, OSS count)), at most the "
+        "client limit)"
     )
     if inputs.model_source == "s3" and readers:
         s3 = _c("s3_hydrate_mb_per_s")
@@ -523,14 +572,9 @@ def model_cold_start(inputs: ColdStartInputs, resources: Sequence[Mapping[str, A
     Returns:
         The :class:`ColdStart`; each scenario's phases add up to its total.
     """
+    resources = with_slurm_fleet(resources)
     finish, _ = finish_times(resources, inputs)
-    gpu = sorted(
-        (
-            r["name"]
-            for r in resources
-            if r["type"] == "aws:ec2/instance:Instance" and r["name"].startswith("server-")
-        ),
-    )
+    gpu = gpu_node_names(resources)
     boot = node_boot_phase(inputs)
     pull = image_pull_phase(inputs)
     fetch_secs, fetch_in, fetch_src, fetch_note = weights_fetch_secs(inputs)
@@ -555,7 +599,7 @@ def model_cold_start(inputs: ColdStartInputs, resources: Sequence[Mapping[str, A
         "resources",
         finish.get(target, 0.0),
         {"critical_path": [f"{n} ({s:g} s)" for n, _, s in path], "until": f"{target} running"},
-        tuple(_c(k) for k in sorted({resource_create_secs(t, inputs)[1] for _, t, _ in path} - {""})),
+        tuple(_c(k) for k in sorted({resource_create_secs(t, inputs, n)[1] for n, t, _ in path} - {""})),
         "longest chain of the deploy graph (depends_on) in front of the last GPU node's launch",
     )
     fetch = Phase(
