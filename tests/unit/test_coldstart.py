@@ -105,12 +105,14 @@ def test_s3_first_reader_hydrates() -> None:
 
 
 def test_image_pull_rates() -> None:
-    """ECR in-region: 17.6 GB in 266 s (SOCI README) = 66.2 MB/s; gp3's 125 MiB/s does not bind
-    it; SOCI starts in 8.9 s; a cached image takes nothing."""
+    """ECR: 17.6 GB in 266 s (SOCI README) = 66.2 MB/s; gp3's 125 MiB/s does not bind it; SOCI
+    starts in 8.9 s and fetches lazily afterwards; a cached image takes nothing."""
     ecr = image_pull_phase(_inputs())
     assert ecr.seconds == pytest.approx(25e9 / 66.2e6)
     assert image_pull_phase(_inputs(docker_root="nvme")).seconds == pytest.approx(ecr.seconds)
-    assert image_pull_phase(_inputs(image_pull="ecr-soci")).seconds == pytest.approx(8.9)
+    # SOCI: 8.9 s to start, plus the 18.5 s the same README measured for files fetched lazily
+    # on first access (import torch).
+    assert image_pull_phase(_inputs(image_pull="ecr-soci")).seconds == pytest.approx(8.9 + 18.5)
     assert image_pull_phase(_inputs(), cached=True).seconds == 0
 
 
@@ -126,7 +128,8 @@ def test_critical_path_is_the_longest_chain() -> None:
         _r("server-g0-r1", "aws:ec2/instance:Instance", "fs", "img", "server-g0-r0"),
     ]
     finish, _ = finish_times(res, inputs)
-    push = 25e9 / 50e6 + 25e9 / 12.5e6 + 300  # base pull + push + EFA installer
+    # base pull + push (compressed blobs: half the 25 GB image) + EFA installer
+    push = 12.5e9 / 50e6 + 12.5e9 / 12.5e6 + 300
     assert finish["img"] == pytest.approx(5 + push)
     assert finish["server-g0-r0"] == pytest.approx(max(17 + 5 + 600, 5 + push) + 60)
     assert finish["server-g0-r1"] == pytest.approx(finish["server-g0-r0"] + 60)
