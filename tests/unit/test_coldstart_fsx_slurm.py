@@ -154,3 +154,45 @@ def test_soci_counts_its_lazy_fetch() -> None:
     soci = image_pull_phase(_inputs(image_pull="ecr-soci"))
     assert soci.seconds == pytest.approx(8.9 + (22.785 - 4.308), abs=0.05)
     assert {c.name for c in soci.sources} == {"soci_lazy_pull_secs", "soci_lazy_run_penalty_secs"}
+
+
+def test_finish_times_is_the_longest_path_on_random_graphs() -> None:
+    """Against an independent longest-path computation (topological order, then a DP over
+    predecessors) on random DAGs with roots, shared dependencies and isolated resources; the
+    critical path's own seconds add up to the target's finish."""
+    import random
+
+    from infra.planning.coldstart import critical_path, finish_times, resource_create_secs
+
+    types = [
+        "aws:ec2/vpc:Vpc",
+        "aws:fsx/lustreFileSystem:LustreFileSystem",
+        "aws:ec2/natGateway:NatGateway",
+        "aws:ec2/subnet:Subnet",
+        "aws:ec2/instance:Instance",
+        "sglang:aws:Network",
+    ]
+    rng = random.Random(7)
+    inputs = _inputs()
+    for _ in range(200):
+        n = rng.randint(1, 12)
+        res = [
+            {
+                "name": f"r{i}",
+                "type": rng.choice(types),
+                "depends_on": [f"r{j}" for j in range(i) if rng.random() < 0.3],
+            }
+            for i in range(n)
+        ]
+        rng.shuffle(res)  # the plan lists resources in no particular order
+        own = {r["name"]: resource_create_secs(r["type"], inputs, r["name"])[0] for r in res}
+        deps = {r["name"]: r["depends_on"] for r in res}
+        want: dict[str, float] = {}
+        for i in range(n):  # r0..r{n-1} is a topological order by construction
+            name = f"r{i}"
+            want[name] = max((want[d] for d in deps[name]), default=0.0) + own[name]
+        finish, _ = finish_times(res, inputs)
+        assert finish == pytest.approx(want)
+        target = max(want, key=lambda k: want[k])
+        chain = critical_path(res, inputs, target)
+        assert sum(s for _, _, s in chain) == pytest.approx(want[target], abs=0.1 * len(chain))
