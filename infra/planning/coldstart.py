@@ -572,9 +572,12 @@ def server_start_phase(inputs: ColdStartInputs) -> Phase:
 
 
 def router_phase() -> Phase:
-    """The router sees the worker healthy and passes the first request."""
+    """The router's startup poll finds the worker ready (one ``--worker-startup-check-interval``
+    at worst)."""
     c = _c("router_ready_secs")
-    return Phase("router", float(c.value), {}, (c,), "router health check and first request")
+    return Phase(
+        "router", float(c.value), {}, (c,), "router's startup poll finds the ready worker (worst case)"
+    )
 
 
 # --- scenarios -----------------------------------------------------------------------------------
