@@ -151,8 +151,8 @@ case "$1" in
     # ActiveEnterTimestampMonotonic: docker.service started at boot (50, before any mount)
     # unless restarted since; opt-dlami-nvme.mount when the instance store was mounted (0 =
     # not mounted, or mounted before this boot's docker: a test's bare touch).
-    if [ "$3" = ActiveEnterTimestampMonotonic ]; then
-      case "$5" in
+    if [ "$2 $3" = "-P ActiveEnterTimestampMonotonic" ]; then
+      case "$4" in
         docker.service) cat "${FAKE_STATE}/docker-started" 2>/dev/null || echo 50;;
         opt-dlami-nvme.mount) t=$(cat "${FAKE_STATE}/nvme-mounted" 2>/dev/null); echo "${t:-0}";;
         *) echo 0;;
