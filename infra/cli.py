@@ -159,6 +159,7 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The plan JSON fields both backends share, around their ``nodes``."""
     from infra.planning.endpoint import endpoint_document, endpoint_warnings, load_balancer_subnets
     from infra.planning.fastboot import boot_document
+    from infra.planning.fsx_update import store_update_advice
     from infra.planning.image import image_summary
     from infra.planning.reachability import reachability_warnings
 
@@ -166,6 +167,7 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     mem = plan.layout.memory
     resources = resource_entries(run)
     cold_start, kv_cache, notes = _model_estimates(plan, resources)
+    store_warnings, store_notes = store_update_advice(plan.store)
     return {
         "stack": run.stack,
         "backend": plan.spec.backend,
@@ -208,8 +210,9 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
         "warnings": [
             *reachability_warnings(plan.spec),
             *endpoint_warnings(plan.spec, "router_api_key" in plan.secret_params),
+            *store_warnings,
         ],
-        "notes": notes,
+        "notes": [*notes, *store_notes],
     }
 
 
