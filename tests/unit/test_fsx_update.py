@@ -25,26 +25,36 @@ def _pair(store: StoreSizing) -> tuple[int, int]:
 
 
 def test_prod_tp16_store_change_is_a_warning_with_one_change_per_step() -> None:
-    """prod-tp16 was 1200 GiB at 250 MB/s/TiB; sizing for the 180 s target makes it 2400 GiB at
-    1000: both fields in one UpdateFileSystem request. Each advised step, fed back through the
+    """prod-tp16 was 1200 GiB at 250 MB/s/TiB; sizing for a 120 s target makes it 7200 GiB at
+    500: both fields in one UpdateFileSystem request. Each advised step, fed back through the
     planner, changes exactly one of them, and the "keep" keys give back the deployed store."""
-    store = _store()
+    store = _store(weights_load_target_secs=120)
     old = store.capacity_only
-    assert old is not None and _pair(old) == (1200, 250) and _pair(store) == (2400, 1000)
+    assert old is not None and _pair(old) == (1200, 250) and _pair(store) == (7200, 500)
     warnings, notes = store_update_advice(store)
     assert notes == []
     (w,) = warnings
-    assert "sglang-cluster:fsx_capacity_gib: 2400 with sglang-cluster:fsx_throughput_mb_per_tib: 250" in w
-    assert "then sglang-cluster:fsx_throughput_mb_per_tib: 1000" in w
+    assert "sglang-cluster:fsx_capacity_gib: 7200 with sglang-cluster:fsx_throughput_mb_per_tib: 250" in w
+    assert "then sglang-cluster:fsx_throughput_mb_per_tib: 500" in w
     assert "set sglang-cluster:fsx_capacity_gib: 1200 and sglang-cluster:fsx_throughput_mb_per_tib: 250" in w
 
-    step1 = _store(fsx_capacity_gib=2400, fsx_throughput_mb_per_tib=250)
-    step2 = _store(fsx_capacity_gib=2400, fsx_throughput_mb_per_tib=1000)
-    keep = _store(fsx_capacity_gib=1200, fsx_throughput_mb_per_tib=250)
-    assert _pair(step1) == (2400, 250)  # capacity alone
+    step1 = _store(weights_load_target_secs=120, fsx_capacity_gib=7200, fsx_throughput_mb_per_tib=250)
+    step2 = _store(weights_load_target_secs=120, fsx_capacity_gib=7200, fsx_throughput_mb_per_tib=500)
+    keep = _store(weights_load_target_secs=120, fsx_capacity_gib=1200, fsx_throughput_mb_per_tib=250)
+    assert _pair(step1) == (7200, 250)  # capacity alone
     assert _pair(step2) == _pair(store)  # then throughput alone, to the sized store
     assert _pair(keep) == _pair(old)
     assert store_update_advice(keep) == ([], [])
+
+
+def test_capacity_only_change_is_a_note() -> None:
+    """prod-tp16's default (180 s) keeps the 250 tier and grows 1200 -> 7200 GiB: one update
+    action, so a note naming the in-place growth and the keys that keep the deployed store."""
+    store = _store()
+    assert store.capacity_only is not None and _pair(store) == (7200, 250)
+    warnings, notes = store_update_advice(store)
+    assert warnings == [] and len(notes) == 1
+    assert "grows it to 7200 GiB in place" in notes[0]
 
 
 def test_throughput_only_change_is_a_note() -> None:
@@ -72,4 +82,4 @@ def test_the_plan_json_carries_the_warning() -> None:
         check=True,
     ).stdout
     doc = json.loads(out)
-    assert any(w.startswith("model store: a stack deployed before load-time sizing") for w in doc["warnings"])
+    assert any(n.startswith("model store: on a stack deployed before load-time sizing") for n in doc["notes"])
