@@ -96,6 +96,7 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 
 def _plan_document(run: Any) -> dict[str, Any]:
+    from infra.planning.bundle import bundle_document
     from infra.planning.catalog import lookup
     from infra.planning.cluster import router_boot, server_node_processes
     from infra.planning.efa import efa_count, network_interfaces
@@ -134,6 +135,8 @@ def _plan_document(run: Any) -> dict[str, Any]:
                 "user_data": user_data[node.name],
                 "user_data_bytes": sizes[node.name],
                 "user_data_encoding": "gzip",
+                # The static scripts/units the bootstrap fetches, verifies and unpacks.
+                "bundle": bundle_document(user_data[node.name]),
             }
         )
     rboot = router_boot(plan, heads)
@@ -148,6 +151,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "user_data": user_data["router"],
             "user_data_bytes": sizes["router"],
             "user_data_encoding": "gzip",
+            "bundle": bundle_document(user_data["router"]),
         }
     )
     from infra.planning.pd import pd_document

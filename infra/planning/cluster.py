@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from infra.planning import argv as argvs
 from infra.planning import flags, pd
+from infra.planning.bundle import MAX_BUCKET_NAME, bundle, bundle_env
 from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType, lookup
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
@@ -64,17 +65,21 @@ class Runtime:
         image: image reference nodes pull (an ECR URI in the mirror and build modes).
         fsx_dns: DNS name of the FSx file system ("" without a model store).
         fsx_mount_name: its Lustre mount name.
+        bundle_bucket: name of the stack's bucket holding the node bundles
+            (:mod:`infra.planning.bundle`); "" only in pure tests that never boot a node.
     """
 
     image: str
     fsx_dns: str = ""
     fsx_mount_name: str = ""
+    bundle_bucket: str = ""
 
 
 WORST_CASE_RUNTIME = Runtime(
     image="123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/" + "x" * 100 + ":sglang-0.5.23",
     fsx_dns="fs-0123456789abcdef0.fsx.ap-southeast-2.amazonaws.com",
     fsx_mount_name="abcdefgh",
+    bundle_bucket=MAX_BUCKET_NAME,
 )
 """Longest plausible values, for the size check before resources exist."""
 
@@ -372,6 +377,7 @@ def server_node_boot(
         procs,
         plan.container_env,
         cloudwatch_config(plan.log_group, node.name, logs),
+        bundle_env(bundle("server"), runtime.bundle_bucket, plan.region),
     )
     return NodeBoot(full, ud)
 
@@ -385,8 +391,12 @@ def worker_urls(plan: ClusterPlan, head_ips: Mapping[int, str]) -> dict[str, str
     return {s.name: f"http://{head_ips[s.group]}:{s.port}" for s in plan.layout.servers}
 
 
-def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str]) -> NodeBoot:
+def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str], bundle_bucket: str = "") -> NodeBoot:
     """Argv and user data of the router node.
+
+    Args:
+        bundle_bucket: the stack's node-bundle bucket (:class:`Runtime`), "" when only the argv
+            is wanted.
 
     Raises:
         UserDataTooLargeError: over 16384 bytes.
@@ -403,7 +413,8 @@ def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str]) -> NodeBoot:
         "SGLANG_API_KEY_PARAM": plan.secret_params.get("router_api_key", ""),
     }
     logs = cloudwatch_config(plan.log_group, "router", ["boot.log", "router.log", "router-sync.log"])
-    return NodeBoot([argv, list(argvs.ROUTER_SYNC_ARGV)], router_user_data(env, argv, logs))
+    ud = router_user_data(env, argv, logs, bundle_env(bundle("router"), bundle_bucket, plan.region))
+    return NodeBoot([argv, list(argvs.ROUTER_SYNC_ARGV)], ud)
 
 
 def secret_parameter(stack: str, key: str) -> str:
@@ -520,7 +531,7 @@ def plan_cluster(
     try:
         for node in layout.nodes:
             server_node_boot(plan, node, WORST_CASE_IP, WORST_CASE_RUNTIME)
-        router_boot(plan, worst)
+        router_boot(plan, worst, MAX_BUCKET_NAME)
     except UserDataTooLargeError as e:
         raise SpecError(
             qualified("extra_server_args"),

@@ -1,0 +1,244 @@
+"""Static node files as one content-addressed bundle per node kind, fetched at boot from S3.
+
+EC2 caps user data at 16384 bytes (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/user-data.html),
+and the scripts and units of ``userdata/`` that are the same on every node of a kind took ~14 KB
+of it. They now travel as one ``tar.gz`` per kind (:data:`KINDS`: ``server`` for every GPU node,
+``router``), uploaded by Pulumi to the stack's private bucket under a key that contains the
+archive's SHA-256 (:func:`object_key`). User data keeps what differs per node (the env/argv files
+of ``/etc/sglang``, the group drop-in of multi-node servers) plus ``/etc/sglang/bundle.env``
+(bucket, key, SHA-256, region) and the bootstrap ``sglang-bootstrap``, which downloads the
+archive, verifies its SHA-256, unpacks it and only then enables the units.
+
+Because the hash is in the user data, a changed script changes every node's user data of that
+kind and replaces the instances exactly as an inline script change did
+(``user_data_replace_on_change``).
+
+The archive is deterministic: members sorted, owner root (uid/gid 0), fixed mode, mtime 0
+(the bootstrap extracts with ``--touch``), USTAR format, gzip ``mtime=0``. Its bytes also depend
+on zlib's deflate output, as the gzipped user data always has: the same zlib gives the same
+key from run to run. Pure code (no Pulumi).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import re
+import tarfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+import yaml
+
+from infra.planning.userdata import (
+    BOOTSTRAP_PATH,
+    BUNDLE_ENV_PATH,
+    GROUP_SCRIPTS,
+    GROUP_UNITS,
+    LIB_PATH,
+    LOGROTATE_FILES,
+    PD_SCRIPTS,
+    ROUTER_SCRIPTS,
+    ROUTER_UNITS,
+    SERVER_SCRIPTS,
+    SERVER_UNITS,
+    shipped_file,
+    split_mime,
+)
+
+Kind = Literal["server", "router"]
+KINDS: tuple[Kind, ...] = ("server", "router")
+KEY_PREFIX = "node-bundles"
+MAX_BUCKET_NAME = "x" * 63
+"""The longest S3 bucket name (63 characters,
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html), for the size check."""
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    """One member: absolute path on the node, octal mode, content."""
+
+    path: str
+    mode: int
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The static files of one node kind and their archive.
+
+    Attributes:
+        kind: ``server`` or ``router``.
+        files: the members, sorted by path.
+        data: the ``tar.gz`` bytes uploaded to S3.
+        sha256: hex SHA-256 of ``data`` (in the object key and in user data).
+    """
+
+    kind: Kind
+    files: tuple[BundleFile, ...]
+    data: bytes
+    sha256: str
+
+    @property
+    def key(self) -> str:
+        """S3 object key: :func:`object_key`."""
+        return object_key(self.kind, self.sha256)
+
+    def manifest(self) -> list[dict[str, Any]]:
+        """``[{"path", "mode", "bytes"}]`` of every member (what the plan JSON shows)."""
+        return [{"path": f.path, "mode": f"{f.mode:04o}", "bytes": len(f.content)} for f in self.files]
+
+
+def object_key(kind: str, sha256: str) -> str:
+    """``node-bundles/<kind>-<sha256>.tar.gz``: a new content, a new key (never overwritten)."""
+    return f"{KEY_PREFIX}/{kind}-{sha256}.tar.gz"
+
+
+def _members(kind: Kind, read: Callable[[str], str]) -> list[tuple[str, str, int]]:
+    """``(source name under userdata/, path on the node, mode)`` of a kind's static files."""
+    out = [("sglang-lib.sh", LIB_PATH, 0o644)]
+    if kind == "server":
+        # Every GPU node gets the group and PD scripts; they run only where node.env asks
+        # (the group drop-in in user data, SGLANG_KV_TRANSPORT), so one bundle serves all.
+        scripts, units = (*SERVER_SCRIPTS, *GROUP_SCRIPTS, *PD_SCRIPTS), (*SERVER_UNITS, *GROUP_UNITS)
+    else:
+        scripts, units = ROUTER_SCRIPTS, ROUTER_UNITS
+    out += [(n, f"/usr/local/bin/{n}", 0o755) for n in scripts]
+    out += [(n, f"/etc/systemd/system/{n}", 0o644) for n in units]
+    out += [(n, path, 0o644) for n, path in LOGROTATE_FILES]
+    return out
+
+
+def build(kind: Kind, read: Callable[[str], str] = shipped_file) -> Bundle:
+    """The bundle of ``kind`` from the shipped (comment-free) files of ``userdata/``.
+
+    Args:
+        kind: ``server`` or ``router``.
+        read: source name -> shipped text (tests pass a changed script through it).
+
+    Raises:
+        ValueError: for an unknown kind.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown node kind {kind!r}; one of {KINDS}")
+    files = sorted(
+        (BundleFile(path, mode, read(src).encode("utf-8")) for src, path, mode in _members(kind, read)),
+        key=lambda f: f.path,
+    )
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for f in files:
+            info = tarfile.TarInfo(f.path.lstrip("/"))
+            info.size, info.mode, info.mtime = len(f.content), f.mode, 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            tar.addfile(info, io.BytesIO(f.content))
+    data = gzip.compress(raw.getvalue(), compresslevel=9, mtime=0)
+    return Bundle(kind, tuple(files), data, hashlib.sha256(data).hexdigest())
+
+
+@cache
+def bundle(kind: Kind) -> Bundle:
+    """:func:`build` of the repository's files, once per process."""
+    return build(kind)
+
+
+def bundle_env(b: Bundle, bucket: str, region: str) -> dict[str, str]:
+    """``/etc/sglang/bundle.env``: where the bootstrap finds the archive and what it must hash to.
+
+    Args:
+        b: the node's bundle. bucket: the stack's bundle bucket name. region: its region (the
+            CLI then uses the regional endpoint, which the VPC's S3 gateway endpoint serves).
+    """
+    return {
+        "SGLANG_BUNDLE_BUCKET": bucket,
+        "SGLANG_BUNDLE_KEY": b.key,
+        "SGLANG_BUNDLE_SHA256": b.sha256,
+        "SGLANG_BUNDLE_REGION": region,
+    }
+
+
+def object_arn(bucket: str, kind: Kind) -> str:
+    """ARN of the kind's bundle object (the only S3 object its role may read)."""
+    return f"arn:aws:s3:::{bucket}/{bundle(kind).key}"
+
+
+def _env_values(text: str) -> dict[str, str]:
+    import shlex
+
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition("=")
+        out[k] = " ".join(shlex.split(v))
+    return out
+
+
+def bundle_of(user_data: str) -> tuple[Bundle, dict[str, str]]:
+    """The bundle a node's user data names (by SHA-256) and its ``bundle.env`` values.
+
+    Raises:
+        KeyError: when the user data names no bundle or one this repository does not build.
+    """
+    doc = yaml.safe_load(split_mime(user_data)["text/cloud-config"])
+    (env_text,) = [f["content"] for f in doc["write_files"] if f["path"] == BUNDLE_ENV_PATH]
+    env = _env_values(env_text)
+    sha = env["SGLANG_BUNDLE_SHA256"]
+    for kind in KINDS:
+        if bundle(kind).sha256 == sha and env["SGLANG_BUNDLE_KEY"] == bundle(kind).key:
+            return bundle(kind), env
+    raise KeyError(f"no bundle with sha256 {sha}")
+
+
+def installed_files(user_data: str) -> dict[str, dict[str, Any]]:
+    """Every file a node has after boot: its bundle's members and then the user data's
+    ``write_files`` (cloud-init writes those first; the bundle never holds the same path).
+
+    Returns:
+        ``{path: {"path", "content" (text), "permissions" ("0755"), "source": "bundle"|"user_data"}}``.
+    """
+    b, _ = bundle_of(user_data)
+    out: dict[str, dict[str, Any]] = {
+        f.path: {
+            "path": f.path,
+            "content": f.content.decode("utf-8"),
+            "permissions": f"{f.mode:04o}",
+            "source": "bundle",
+        }
+        for f in b.files
+    }
+    doc = yaml.safe_load(split_mime(user_data)["text/cloud-config"])
+    for f in doc["write_files"]:
+        out[f["path"]] = {**f, "source": "user_data"}
+    return out
+
+
+def bundle_document(user_data: str) -> dict[str, Any]:
+    """The plan JSON's ``bundle`` of a node: S3 URI, SHA-256, kind and file list."""
+    b, env = bundle_of(user_data)
+    return {
+        "kind": b.kind,
+        "uri": f"s3://{env['SGLANG_BUNDLE_BUCKET']}/{env['SGLANG_BUNDLE_KEY']}",
+        "sha256": b.sha256,
+        "bytes": len(b.data),
+        "files": b.manifest(),
+    }
+
+
+def is_sha256(value: str) -> bool:
+    """True for 64 lowercase hex digits."""
+    return bool(_SHA256.match(value))
+
+
+def check_disjoint(user_data_paths: Mapping[str, object], b: Bundle) -> None:
+    """Refuse a path that both the user data and the bundle write (one owner per file).
+
+    Raises:
+        ValueError: naming the path.
+    """
+    both = sorted(set(user_data_paths) & {f.path for f in b.files})
+    if both:
+        raise ValueError(f"{both[0]} is in both the user data and the {b.kind} bundle")
