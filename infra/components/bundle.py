@@ -113,6 +113,7 @@ class NodeBundles(pulumi.ComponentResource):
                 server_side_encryption="AES256",
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[sse, owner]),
             )
-            self.object_arns[kind] = pulumi.Output.concat(bucket.arn, "/", obj.key)
+            # The ARN from the pure key: the role policy need not wait for the upload.
+            self.object_arns[kind] = pulumi.Output.concat(bucket.arn, "/", b.key)
             self.ready[kind] = [obj, policy, block]
         self.register_outputs({"bucket": self.bucket_name})

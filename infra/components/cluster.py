@@ -39,7 +39,12 @@ class SglangCluster(pulumi.ComponentResource):
         # Static scripts and units travel as one verified bundle per node kind (user data limit).
         bundles = NodeBundles(f"{name}-bundles", plan, opts=child)
         identity = NodeIdentity(
-            f"{name}-identity", plan, image.repository_arn, secrets, opts=child, bundle_arns=bundles.object_arns
+            f"{name}-identity",
+            plan,
+            image.repository_arn,
+            secrets,
+            opts=child,
+            bundle_arns=bundles.object_arns,
         )
         net = Network(f"{name}-net", plan, plan.region, opts=child)
         store = None

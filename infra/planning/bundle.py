@@ -24,7 +24,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import re
 import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from typing import Any, Literal
 import yaml
 
 from infra.planning.userdata import (
-    BOOTSTRAP_PATH,
     BUNDLE_ENV_PATH,
     GROUP_SCRIPTS,
     GROUP_UNITS,
@@ -55,7 +53,6 @@ KEY_PREFIX = "node-bundles"
 MAX_BUCKET_NAME = "x" * 63
 """The longest S3 bucket name (63 characters,
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html), for the size check."""
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -226,11 +223,6 @@ def bundle_document(user_data: str) -> dict[str, Any]:
         "bytes": len(b.data),
         "files": b.manifest(),
     }
-
-
-def is_sha256(value: str) -> bool:
-    """True for 64 lowercase hex digits."""
-    return bool(_SHA256.match(value))
 
 
 def check_disjoint(user_data_paths: Mapping[str, object], b: Bundle) -> None:
