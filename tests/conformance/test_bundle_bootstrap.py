@@ -285,3 +285,26 @@ def test_the_rehearsed_bootstrap_is_the_one_user_data_ships(kind: str) -> None:
     doc = yaml.safe_load(split_mime(ud)["text/cloud-config"])
     assert doc["runcmd"][-1][0] == BOOTSTRAP_PATH
     assert [f["permissions"] for f in doc["write_files"] if f["path"] == BOOTSTRAP_PATH] == ["0755"]
+
+
+@pytest.mark.parametrize("kind", ["server", "router"])
+def test_shipped_bootstrap_passes_shellcheck(kind: str, tmp_path: Path) -> None:
+    """shellcheck on the exact bytes user data ships (comments, and so the ``source=``
+    directive, stripped: SC1090 is the one finding that may appear)."""
+    from tests.conformance.test_shellcheck import _shellcheck
+
+    ud = _user_data(kind)
+    (text,) = [
+        f["content"]
+        for f in yaml.safe_load(split_mime(ud)["text/cloud-config"])["write_files"]
+        if f["path"] == BOOTSTRAP_PATH
+    ]
+    script = tmp_path / "sglang-bootstrap"
+    script.write_text(text)
+    proc = subprocess.run(
+        [_shellcheck(), "--severity=style", "--exclude=SC1090", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout

@@ -159,3 +159,23 @@ def test_s3_gateway_endpoint_on_the_private_route_table_only_when_the_vpc_is_cre
     )
     assert brought.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") == []
     assert len(brought.of_type(OBJECT)) == 2  # the bundle still comes from S3 (the VPC's own route)
+
+
+def test_plan_json_shows_each_nodes_bundle() -> None:
+    """``python -m infra plan STACK --format json``: every node keeps ``user_data`` and
+    ``user_data_bytes`` and gains ``bundle`` (kind, URI, SHA-256, file list)."""
+    from infra.cli import plan_document
+
+    r = _run("prod-tp16")
+    doc = json.loads(json.dumps(plan_document(r)))  # what --format json prints
+    bucket = _one(r, "aws:s3/bucket:Bucket").id
+    for node in doc["nodes"]:
+        kind = "router" if node["role"] == "router" else "server"
+        b = bundle(kind)  # type: ignore[arg-type]
+        assert node["user_data_bytes"] < 4096 and "#cloud-config" in node["user_data"]
+        assert node["bundle"]["sha256"] == b.sha256 and node["bundle"]["kind"] == kind
+        assert node["bundle"]["uri"] == f"s3://{bucket}/{b.key}"
+        assert node["bundle"]["files"] == b.manifest()
+        assert {"path": "/usr/local/bin/sglang-secrets", "mode": "0755"}.items() <= next(
+            f for f in node["bundle"]["files"] if f["path"] == "/usr/local/bin/sglang-secrets"
+        ).items()
