@@ -13,18 +13,18 @@ Because the hash is in the user data, a changed script changes every node's user
 kind and replaces the instances exactly as an inline script change did
 (``user_data_replace_on_change``).
 
-The archive is deterministic: members sorted, owner root (uid/gid 0), fixed mode, mtime 0
-(the bootstrap extracts with ``--touch``), USTAR format, gzip ``mtime=0``. Its bytes also depend
-on zlib's deflate output, as the gzipped user data always has: the same zlib gives the same
-key from run to run. Pure code (no Pulumi).
+The SHA-256 is of the uncompressed tar, which :func:`ustar` writes byte by byte (POSIX ustar
+headers: members sorted, owner root, uid/gid 0, fixed mode, mtime 0; the bootstrap extracts
+with ``--touch``), so neither the deployer's Python (``tarfile`` has changed its header fields
+between versions) nor its zlib (gzip output differs between zlib builds) can change the key
+and with it every node. The bootstrap gunzips, hashes the tar and unpacks exactly the bytes it
+hashed. Pure code (no Pulumi).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import io
-import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -72,7 +72,7 @@ class Bundle:
         kind: ``server`` or ``router``.
         files: the members, sorted by path.
         data: the ``tar.gz`` bytes uploaded to S3.
-        sha256: hex SHA-256 of ``data`` (in the object key and in user data).
+        sha256: hex SHA-256 of the uncompressed tar (in the object key and in user data).
     """
 
     kind: Kind
@@ -126,16 +126,53 @@ def build(kind: Kind, read: Callable[[str], str] = shipped_file) -> Bundle:
         (BundleFile(path, mode, read(src).encode("utf-8")) for src, path, mode in _members(kind, read)),
         key=lambda f: f.path,
     )
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for f in files:
-            info = tarfile.TarInfo(f.path.lstrip("/"))
-            info.size, info.mode, info.mtime = len(f.content), f.mode, 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            tar.addfile(info, io.BytesIO(f.content))
-    data = gzip.compress(raw.getvalue(), compresslevel=9, mtime=0)
-    return Bundle(kind, tuple(files), data, hashlib.sha256(data).hexdigest())
+    tar = ustar(files)
+    data = gzip.compress(tar, compresslevel=9, mtime=0)
+    return Bundle(kind, tuple(files), data, hashlib.sha256(tar).hexdigest())
+
+
+def _octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def ustar(files: tuple[BundleFile, ...] | list[BundleFile]) -> bytes:
+    """A POSIX ustar archive of regular files, every byte fixed here (owner root, mtime 0).
+
+    Header layout: POSIX.1-2017 ``pax`` "ustar Interchange Format"
+    (https://pubs.opengroup.org/onlinepubs/9699919799/utilities/pax.html#tag_20_92_13_06).
+
+    Raises:
+        ValueError: for a member name over ustar's 100 bytes (none of ``userdata/`` is).
+    """
+    out = bytearray()
+    for f in files:
+        name = f.path.lstrip("/").encode("utf-8")
+        if len(name) > 100:
+            raise ValueError(f"{f.path}: over ustar's 100-byte name field")
+        header = b"".join(
+            [
+                name.ljust(100, b"\0"),
+                _octal(f.mode, 8),
+                _octal(0, 8),  # uid
+                _octal(0, 8),  # gid
+                _octal(len(f.content), 12),
+                _octal(0, 12),  # mtime
+                b" " * 8,  # checksum, counted as spaces
+                b"0",  # regular file
+                b"\0" * 100,  # linkname
+                b"ustar\x0000",
+                b"root".ljust(32, b"\0"),
+                b"root".ljust(32, b"\0"),
+                _octal(0, 8),  # devmajor
+                _octal(0, 8),  # devminor
+                b"\0" * 155,  # prefix
+            ]
+        ).ljust(512, b"\0")
+        checksum = b"%06o\0 " % sum(header)
+        out += header[:148] + checksum + header[156:]
+        out += f.content + b"\0" * (-len(f.content) % 512)
+    out += b"\0" * 1024  # two zero blocks end the archive
+    return bytes(out)
 
 
 @cache

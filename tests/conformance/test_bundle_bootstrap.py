@@ -14,6 +14,7 @@ unpacked, as ``sglang-node.service`` would run it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import subprocess
@@ -50,7 +51,8 @@ case "${what}" in
   nocreds) printf '\n%s\n' "Unable to locate credentials. You can configure credentials by running \"aws configure\"." >&2; exit 253;;
   denied) printf '\n%s\n' "An error occurred (AccessDenied) when calling the GetObject operation: Access Denied" >&2; exit 254;;
   nokey) printf '\n%s\n' "An error occurred (NoSuchKey) when calling the GetObject operation: The specified key does not exist." >&2; exit 254;;
-  corrupt) head -c 1000 "${FAKE_BUNDLE}" > "${out}"; printf 'x' >> "${out}";;
+  corrupt) head -c 1000 "${FAKE_BUNDLE}" > "${out}";;  # cut short: gzip's own check fails
+  tampered) printf 'not the bundle\n' | gzip -c > "${out}";;  # a whole gzip of other bytes
   ok) cp "${FAKE_BUNDLE}" "${out}";;
 esac
 printf '{\n    "ContentLength": %s,\n    "ContentType": "application/gzip"\n}\n' "$(wc -c < "${out}")"
@@ -168,9 +170,9 @@ def _tree(root: Path) -> dict[str, tuple[int, bytes, int]]:
 def test_s3_failures_then_success_unpack_the_verified_bundle_and_continue(tmp_path: Path) -> None:
     node = _node(tmp_path)
     b = bundle("server")
-    proc = node.bootstrap(*ENABLE, FAKE_S3="slowdown internal network nocreds denied corrupt ok")
+    proc = node.bootstrap(*ENABLE, FAKE_S3="slowdown internal network nocreds denied corrupt tampered ok")
     assert proc.returncode == 0, proc.stderr
-    assert node.gets() == [f"us-east-1 {BUCKET} {b.key}"] * 7
+    assert node.gets() == [f"us-east-1 {BUCKET} {b.key}"] * 8
     for why in (
         "SlowDown",
         "InternalError",
@@ -179,7 +181,12 @@ def test_s3_failures_then_success_unpack_the_verified_bundle_and_continue(tmp_pa
         "AccessDenied",
     ):
         assert any(why in line and "attempt" in line for line in proc.stderr.splitlines()), why
-    assert f"ERROR: s3://{BUCKET}/{b.key}: sha256 mismatch" in proc.stderr  # loud, then retried
+    mismatches = [line for line in proc.stderr.splitlines() if "ERROR:" in line and "sha256 mismatch" in line]
+    assert len(mismatches) == 2  # loud, then retried
+    assert (
+        "(not a complete gzip stream)" in mismatches[0]
+        and f"got {hashlib.sha256(b'not the bundle\n').hexdigest()}," in mismatches[1]
+    )
     # every member at its path with its mode and bytes; the marker records the hash
     for f in b.files:
         p = node.root / f.path.lstrip("/")
@@ -232,7 +239,7 @@ def test_a_new_hash_in_user_data_downloads_again(tmp_path: Path) -> None:
 
 def test_always_corrupted_fails_loudly_and_runs_nothing(tmp_path: Path) -> None:
     node = _node(tmp_path)
-    proc = node.bootstrap(*ENABLE, FAKE_S3="corrupt", SGLANG_BUNDLE_ATTEMPTS="4")
+    proc = node.bootstrap(*ENABLE, FAKE_S3="corrupt tampered", SGLANG_BUNDLE_ATTEMPTS="4")
     assert proc.returncode == 1
     assert len(node.gets()) == 4
     last = proc.stderr.strip().splitlines()[-1]

@@ -7,6 +7,7 @@ A mock stands in for AWS (no account here): every input is the one the provider 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 from functools import cache
@@ -76,7 +77,7 @@ def test_objects_are_the_bundles_under_their_hash(stack: str) -> None:
     for kind, obj in objs.items():
         b = bundle(kind)  # type: ignore[arg-type]  # keys are the two kinds
         data = base64.b64decode(obj.inputs["contentBase64"])
-        assert data == b.data and hashlib.sha256(data).hexdigest() == b.sha256
+        assert data == b.data and hashlib.sha256(gzip.decompress(data)).hexdigest() == b.sha256
         assert obj.inputs["key"] == f"node-bundles/{kind}-{b.sha256}.tar.gz"
         assert obj.inputs["bucket"] == bucket.id and obj.inputs["serverSideEncryption"] == "AES256"
         assert "sglang-bundles-sse" in r.waits_for(obj)  # encrypted by the bucket default too
