@@ -32,6 +32,7 @@ from tests.conformance.fake_node import _COMMON, FAKES
 from tests.conftest import base_config
 
 BUCKET = "sglang-bundles-bucket-6ff780a7fedd"
+TAMPERED_SHA = hashlib.sha256(b"not the bundle\n").hexdigest()
 
 AWS = r"""
 if [ "$1 $2" != "s3api get-object" ]; then exec "${FAKE_STATE}/aws-node" "$@"; fi
@@ -183,10 +184,7 @@ def test_s3_failures_then_success_unpack_the_verified_bundle_and_continue(tmp_pa
         assert any(why in line and "attempt" in line for line in proc.stderr.splitlines()), why
     mismatches = [line for line in proc.stderr.splitlines() if "ERROR:" in line and "sha256 mismatch" in line]
     assert len(mismatches) == 2  # loud, then retried
-    assert (
-        "(not a complete gzip stream)" in mismatches[0]
-        and f"got {hashlib.sha256(b'not the bundle\n').hexdigest()}," in mismatches[1]
-    )
+    assert "(not a complete gzip stream)" in mismatches[0] and f"got {TAMPERED_SHA}," in mismatches[1]
     # every member at its path with its mode and bytes; the marker records the hash
     for f in b.files:
         p = node.root / f.path.lstrip("/")
