@@ -201,6 +201,32 @@ def object_arn(bucket: str, kind: Kind) -> str:
     return f"arn:aws:s3:::{bucket}/{bundle(kind).key}"
 
 
+S3_OBJECT_TAG_LIMIT = 10
+"""Tags one S3 object may carry (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-tagging.html)."""
+PROVIDER_TAG_KEYS = ("managed-by", "project", "stack")
+"""Keys the stack's provider adds to every resource as default tags (``infra/program.py``),
+the bundle objects included."""
+
+
+def check_object_tags(user_tags: Mapping[str, str]) -> None:
+    """Refuse more tags than an S3 object takes: the provider's default tags (``tags`` plus
+    :data:`PROVIDER_TAG_KEYS`) land on the bundle objects too, and S3 rejects the upload.
+
+    Raises:
+        SpecError: naming ``tags``, with the count allowed.
+    """
+    from infra.spec import SpecError, qualified
+
+    keys = set(user_tags) | set(PROVIDER_TAG_KEYS)
+    if len(keys) > S3_OBJECT_TAG_LIMIT:
+        room = S3_OBJECT_TAG_LIMIT - len(PROVIDER_TAG_KEYS)
+        raise SpecError(
+            qualified("tags"),
+            f"{len(keys)} tags with the stack's own {', '.join(PROVIDER_TAG_KEYS)}; an S3 object (the "
+            f"node bundles) takes at most {S3_OBJECT_TAG_LIMIT}: give at most {room} tags",
+        )
+
+
 def _env_values(text: str) -> dict[str, str]:
     import shlex
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from infra.planning import argv as argvs
 from infra.planning import flags, pd
-from infra.planning.bundle import MAX_BUCKET_NAME, bundle, bundle_env
+from infra.planning.bundle import MAX_BUCKET_NAME, bundle, bundle_env, check_object_tags
 from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType, lookup
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
@@ -526,6 +526,7 @@ def plan_cluster(
 
         check_slurm(plan)
         return plan
+    check_object_tags(spec.tag_map)  # the node bundles are S3 objects (default tags land on them)
     # User data with the longest possible addresses must fit before anything is created.
     worst = {g: WORST_CASE_IP for g in range(layout.groups)}
     try:

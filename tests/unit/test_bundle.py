@@ -165,3 +165,16 @@ def test_users_get_the_room_back_for_extra_server_args() -> None:
             parse_config(base_config(extra_server_args=["--json-model-override-args", too_big])), "t"
         )
     assert e.value.key == "sglang-cluster:extra_server_args"
+
+
+def test_tags_that_would_not_fit_an_s3_object_are_refused_before_anything_exists() -> None:
+    from infra.planning.bundle import PROVIDER_TAG_KEYS
+    from infra.program import BASE_TAGS
+
+    assert set(PROVIDER_TAG_KEYS) == {*BASE_TAGS, "stack"}  # infra/program.py's default tags
+    seven = [f"k{i}=v" for i in range(7)]
+    plan_cluster(parse_config(base_config(tags=seven)), "t")
+    with pytest.raises(SpecError) as e:
+        plan_cluster(parse_config(base_config(tags=[*seven, "k7=v"])), "t")
+    assert e.value.key == "sglang-cluster:tags" and "at most 7" in e.value.message
+    plan_cluster(parse_config(base_config(tags=[*seven, "project=x"])), "t")  # overrides a default key
