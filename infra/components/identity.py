@@ -33,6 +33,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.planning.bundle import Kind
 from infra.planning.cluster import ClusterPlan
 
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
@@ -338,6 +339,10 @@ def _ec2_trust() -> str:
 class NodeIdentity(pulumi.ComponentResource):
     """Roles and instance profiles per node kind, log group, secrets key and parameters.
 
+    ``bundle_arns`` (``{"server"|"router": object ARN}``, from
+    :class:`infra.components.bundle.NodeBundles`) gives each kind's role ``s3:GetObject`` on
+    exactly its bundle object; without it no S3 statement is added.
+
     Attributes:
         server_profile_arn: instance profile ARN of the GPU nodes.
         router_profile_arn: instance profile ARN of the router.
@@ -355,7 +360,7 @@ class NodeIdentity(pulumi.ComponentResource):
         repo_arn: pulumi.Output[str] | None,
         secrets: dict[str, pulumi.Output[str]],
         opts: pulumi.ResourceOptions | None = None,
-        bundle_arns: Mapping[str, pulumi.Output[str]] | None = None,
+        bundle_arns: Mapping[Kind, pulumi.Output[str]] | None = None,
     ) -> None:
         super().__init__("sglang:aws:NodeIdentity", name, None, opts)
         no_bundle = pulumi.Output.from_input("")
