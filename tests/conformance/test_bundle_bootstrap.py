@@ -41,6 +41,7 @@ for a in "$@"; do
   case "${prev}" in --bucket) bucket="${a}";; --key) key="${a}";; --region) region="${a}";; esac
   prev="${a}"
 done
+case " $* " in *" --cli-connect-timeout 10 --cli-read-timeout 60 "*) ;; *) echo "fake aws: no timeouts in $*" >&2; exit 2;; esac
 printf '%s\n' "${region} ${bucket} ${key}" >> "${FAKE_STATE}/gets.log"
 n=$(( $(cat "${FAKE_STATE}/s3.count" 2>/dev/null || echo 0) + 1 )); echo "${n}" > "${FAKE_STATE}/s3.count"
 read -r -a seq <<< "${FAKE_S3:-ok}"
