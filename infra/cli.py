@@ -53,7 +53,8 @@ def resource_entries(run: Any) -> list[dict[str, Any]]:
     children), as in ``RegisterResourceRequest.dependencies``. ``inputs`` are what the
     provider gets, as ``pulumi preview --diff`` shows them: secrets as ``"[secret]"``;
     ``userDataBase64`` in a short form with its EC2 size and hash (the text is in
-    ``nodes[].user_data``).
+    ``nodes[].user_data``), and a bundle object's ``contentBase64`` as its size (the files are
+    in ``nodes[].bundle``).
     """
     from infra.plangraph import user_data_summary
 
@@ -63,6 +64,13 @@ def resource_entries(run: Any) -> list[dict[str, Any]]:
         ud = inputs.get("userDataBase64")
         if isinstance(ud, str) and ud not in ("[secret]", "[unknown]"):
             inputs["userDataBase64"] = user_data_summary(ud)
+        body = inputs.get("contentBase64")
+        if r.type == "aws:s3/bucketObjectv2:BucketObjectv2" and isinstance(body, str) and body != "[unknown]":
+            # A node bundle: its files and hash are in nodes[].bundle.
+            data = base64.b64decode(body)
+            inputs["contentBase64"] = (
+                f"[gzip+base64 tar, {len(data)} bytes, tar sha256 in the key; files in nodes[].bundle]"
+            )
         out.append(
             {
                 "type": r.type,

@@ -180,3 +180,8 @@ def test_plan_json_shows_each_nodes_bundle() -> None:
         assert {"path": "/usr/local/bin/sglang-secrets", "mode": "0755"}.items() <= next(
             f for f in node["bundle"]["files"] if f["path"] == "/usr/local/bin/sglang-secrets"
         ).items()
+    objs = [x for x in doc["resources"] if x["type"] == OBJECT]
+    assert len(objs) == 2
+    for x in objs:  # the archive is summarized, its files are in nodes[].bundle
+        assert x["inputs"]["contentBase64"].startswith("[gzip+base64 tar, ")
+        assert x["inputs"]["key"].startswith("node-bundles/")
