@@ -95,7 +95,7 @@ def object_key(kind: str, sha256: str) -> str:
     return f"{KEY_PREFIX}/{kind}-{sha256}.tar.gz"
 
 
-def _members(kind: Kind, read: Callable[[str], str]) -> list[tuple[str, str, int]]:
+def _members(kind: Kind) -> list[tuple[str, str, int]]:
     """``(source name under userdata/, path on the node, mode)`` of a kind's static files."""
     out = [("sglang-lib.sh", LIB_PATH, 0o644)]
     if kind == "server":
@@ -123,7 +123,7 @@ def build(kind: Kind, read: Callable[[str], str] = shipped_file) -> Bundle:
     if kind not in KINDS:
         raise ValueError(f"unknown node kind {kind!r}; one of {KINDS}")
     files = sorted(
-        (BundleFile(path, mode, read(src).encode("utf-8")) for src, path, mode in _members(kind, read)),
+        (BundleFile(path, mode, read(src).encode("utf-8")) for src, path, mode in _members(kind)),
         key=lambda f: f.path,
     )
     tar = ustar(files)
@@ -194,11 +194,6 @@ def bundle_env(b: Bundle, bucket: str, region: str) -> dict[str, str]:
         "SGLANG_BUNDLE_SHA256": b.sha256,
         "SGLANG_BUNDLE_REGION": region,
     }
-
-
-def object_arn(bucket: str, kind: Kind) -> str:
-    """ARN of the kind's bundle object (the only S3 object its role may read)."""
-    return f"arn:aws:s3:::{bucket}/{bundle(kind).key}"
 
 
 S3_OBJECT_TAG_LIMIT = 10

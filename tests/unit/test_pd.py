@@ -133,7 +133,9 @@ def test_pd_stack_plan_json() -> None:
     for name in ("prefill-g0-r0", "decode-g1-r0"):
         node = next(n for n in doc["nodes"] if n["name"] == name)
         cfg = split_mime(node["user_data"])["text/cloud-config"]
-        assert installed_files(node["user_data"])["/usr/local/bin/sglang-kv-transport"]["permissions"] == "0755"
+        assert (
+            installed_files(node["user_data"])["/usr/local/bin/sglang-kv-transport"]["permissions"] == "0755"
+        )
         assert "SGLANG_KV_TRANSPORT=mooncake" in cfg and f"SGLANG_KV_DEVICES={IB_DEVICE_FILE}" in cfg
         assert "MOONCAKE_PROTOCOL=efa" in cfg and "FI_HMEM=cuda" in cfg
         assert node["user_data_bytes"] < 16384
