@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from infra.planning import argv as argvs
-from infra.planning import flags, pd
+from infra.planning import flags, gateway, pd
 from infra.planning.bundle import MAX_BUCKET_NAME, bundle, bundle_env, check_object_tags
 from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType, lookup
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
 from infra.planning.fsx_sizing import StoreSizing, size_store
+from infra.planning.gateway import Worker
 from infra.planning.group import group_env
 from infra.planning.image import resolve_image
 from infra.planning.layout import Layout, NodePlan, plan_layout
@@ -391,8 +392,14 @@ def worker_urls(plan: ClusterPlan, head_ips: Mapping[int, str]) -> dict[str, str
     return {s.name: f"http://{head_ips[s.group]}:{s.port}" for s in plan.layout.servers}
 
 
+def gateway_workers(plan: ClusterPlan, head_ips: Mapping[int, str]) -> list[Worker]:
+    """The gateway's workers: rank 0 of every server, with its prefill/decode role and (prefill)
+    bootstrap port in a disaggregated stack (:func:`infra.planning.pd.pd_workers`)."""
+    return pd.pd_workers(plan.layout, head_ips)
+
+
 def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str], bundle_bucket: str = "") -> NodeBoot:
-    """Argv and user data of the router node.
+    """Argv and user data of the router node (the gateway the spec's ``gateway`` chooses).
 
     Args:
         bundle_bucket: the stack's node-bundle bucket (:class:`Runtime`), "" when only the argv
@@ -400,21 +407,28 @@ def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str], bundle_bucket: s
 
     Raises:
         UserDataTooLargeError: over 16384 bytes.
+        SpecError: a gateway refusal (:func:`infra.planning.gateway.check_gateway`).
     """
-    argv = argvs.router_argv(
-        plan.spec, list(worker_urls(plan, head_ips).values()), plan.router_startup_timeout_secs
-    )
+    spec = plan.spec
+    workers = gateway_workers(plan, head_ips)
+    argv = gateway.gateway_argv(spec, workers, plan.router_startup_timeout_secs)
     env = {
         "SGLANG_STACK": plan.stack,
         "SGLANG_ROLE": "router",
-        "SGLANG_ROUTER_VERSION": flags.ROUTER_VERSION,
+        "SGLANG_GATEWAY": spec.gateway,
+        "SGLANG_GATEWAY_PACKAGE": gateway.GATEWAY_PACKAGES[spec.gateway],
+        "SGLANG_GATEWAY_MODULE": gateway.GATEWAY_MODULES[spec.gateway],
         "SGLANG_REGION": plan.region,
         "SGLANG_LOG_GROUP": plan.log_group,
         "SGLANG_API_KEY_PARAM": plan.secret_params.get("router_api_key", ""),
     }
-    logs = cloudwatch_config(plan.log_group, "router", ["boot.log", "router.log", "router-sync.log"])
-    ud = router_user_data(env, argv, logs, bundle_env(bundle("router"), bundle_bucket, plan.region))
-    return NodeBoot([argv, list(argvs.ROUTER_SYNC_ARGV)], ud)
+    smg = spec.gateway == "smg"
+    log_files = ["boot.log", "router.log"] + ([] if smg else ["router-sync.log"])
+    logs = cloudwatch_config(plan.log_group, "router", log_files)
+    files = {gateway.DISCOVERY_FILE: gateway.discovery_manifest_text(workers)} if smg else {}
+    bundle_values = bundle_env(bundle("router"), bundle_bucket, plan.region)
+    ud = router_user_data(env, argv, logs, bundle_values, extra_files=files, sync=not smg)
+    return NodeBoot(gateway.gateway_processes(spec, argv), ud)
 
 
 def secret_parameter(stack: str, key: str) -> str:

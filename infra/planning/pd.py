@@ -41,14 +41,15 @@ hands it :func:`pd_workers`: rank 0 of every server with its role and bootstrap 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Literal
 
-from infra.planning.layout import SERVER_PORT_STRIDE, Layout, NodePlan, Role, ServerPlan, plan_layout
+from infra.planning.layout import SERVER_PORT_STRIDE, Layout, NodePlan, ServerPlan, plan_layout
 from infra.spec import SpecError, StackSpec, qualified
 
 if TYPE_CHECKING:
     from infra.planning.cluster import ClusterPlan
+    from infra.planning.gateway import Worker
 
 PoolRole = Literal["prefill", "decode"]
 POOLS: tuple[PoolRole, PoolRole] = ("prefill", "decode")
@@ -75,23 +76,6 @@ OWNED_PD_DESTS: frozenset[str] = frozenset(
     }
 )
 """Settings the project renders for prefill/decode servers (argparse dests of SGLang 0.5.23)."""
-
-
-@dataclass(frozen=True)
-class Worker:
-    """One router worker: rank 0 of a server. Same fields as ``infra.planning.gateway.Worker``
-    (the gateway helper's interface); the lead replaces this class with an import of that one.
-
-    Attributes:
-        url: ``http://IP:PORT`` of the server's rank 0 (only rank 0 serves requests).
-        role: ``regular``, ``prefill`` or ``decode``.
-        bootstrap_port: the prefill server's ``--disaggregation-bootstrap-port``; ``None`` for
-            decode and regular workers.
-    """
-
-    url: str
-    role: Role = "regular"
-    bootstrap_port: int | None = None
 
 
 def enabled(spec: StackSpec) -> bool:
@@ -282,6 +266,8 @@ def pd_workers(layout: Layout, head_ips: Mapping[int, str]) -> list[Worker]:
         its bootstrap port. Ranks >= 1 are never registered: they answer ``/health`` but 404
         requests (``shared/reference/sglang-serving.md``).
     """
+    from infra.planning.gateway import Worker  # gateway -> argv -> pd: imported at call time
+
     return [Worker(f"http://{head_ips[s.group]}:{s.port}", s.role, s.bootstrap_port) for s in layout.servers]
 
 

@@ -321,9 +321,20 @@ def router_user_data(
     argv: list[str],
     cloudwatch: Mapping[str, object],
     bundle: Mapping[str, str],
+    *,
+    extra_files: Mapping[str, str] | None = None,
+    sync: bool = True,
 ) -> str:
     """User data of the router node (Ubuntu): Python venv packages, argv, the bootstrap and
-    ``bundle.env`` of the router bundle (:mod:`infra.planning.bundle`).
+    ``bundle.env`` of the router bundle (:mod:`infra.planning.bundle`), which holds the
+    scripts and units of both gateways.
+
+    Args:
+        bundle: ``/etc/sglang/bundle.env`` values (:func:`infra.planning.bundle.bundle_env`).
+        extra_files: ``{path: text}`` written as they are (smg's worker manifest).
+        sync: enable ``sglang-router-sync`` (sglang-router only; smg discovers its workers
+            from the manifest itself). The unit is in the router bundle either way and starts
+            only when enabled (``WantedBy=multi-user.target``, wanted by nothing else).
 
     Returns:
         The MIME document; gzipped (:func:`pack`) it is at most 16384 bytes.
@@ -336,14 +347,18 @@ def router_user_data(
         _write("/etc/sglang/router.argv", argv_file(argv)),
         _write(CLOUDWATCH_CONFIG, json.dumps(cloudwatch, indent=1) + "\n"),
     ]
+    files += [_write(path, text) for path, text in sorted((extra_files or {}).items())]
     files += _bootstrap(bundle)
+    enabled = (
+        ROUTER_ENABLED if sync else tuple(u for u in ROUTER_ENABLED if u != "sglang-router-sync.service")
+    )
     doc = {
         "package_update": True,
         "packages": ["python3-venv", "python3-pip", "curl"],
         "write_files": files,
         "runcmd": [
             LOG_DIR_CMD,
-            [BOOTSTRAP_PATH, "systemctl", "enable", "--now", "--no-block", *ROUTER_ENABLED],
+            [BOOTSTRAP_PATH, "systemctl", "enable", "--now", "--no-block", *enabled],
         ],
     }
     return _check_size("router", mime([("cloud-config", cloud_config(doc))]))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from infra.cli import plan_document
-from infra.mockrun import run_stack
+from infra.mockrun import load_stack_config, run_program, run_stack, stack_file
 from tests.conftest import ROOT
 
 TOOLS = ROOT / ".tools"
@@ -38,6 +38,13 @@ def require(path: Path) -> Path:
 def plan_json(stack: str) -> dict[str, Any]:
     """The plan document of a stack (as `python -m infra plan --format json` prints it)."""
     return plan_document(run_stack(stack))
+
+
+@cache
+def gateway_plan_json(stack: str, gateway: str) -> dict[str, Any]:
+    """The plan document of a stack with its ``gateway`` key set (``smg`` or ``sglang-router``)."""
+    name, path = stack_file(stack)
+    return plan_document(run_program(name, load_stack_config(path) | {"sglang-cluster:gateway": gateway}))
 
 
 def run_json(python: Path, script: str, payload: Any, timeout: int = 300) -> Any:

@@ -25,7 +25,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.conformance.conftest import HERE, ROUTER_PYTHON, plan_json, require
+from tests.conformance.conftest import HERE, ROUTER_PYTHON, gateway_plan_json, require
 from tests.conformance.test_router_live import _free_port, _wait
 
 STACK = "prod-tp16"  # a stack with an FSx model store
@@ -54,7 +54,7 @@ def _local_router_argv(argv: list[str], worker_url: str, port: int, prom: int) -
 
 
 def test_router_serves_a_worker_whose_model_path_is_fsx_only(tmp_path: Path, procs: list) -> None:
-    doc = plan_json(STACK)
+    doc = gateway_plan_json(STACK, "sglang-router")
     server = next(n for n in doc["nodes"] if n["role"] == "server")
     server_argv = server["processes"][0]["argv"]
     model_path = server_argv[server_argv.index("--model-path") + 1]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.conftest import HERE, ROUTER_PYTHON, plan_json, require
+from tests.conformance.conftest import HERE, ROUTER_PYTHON, gateway_plan_json, require
 from tests.conftest import ROOT
 
 
@@ -67,7 +67,7 @@ def _replace_value(argv: list[str], flag: str, value: str) -> None:
 
 
 def test_router_serves_and_sync_readds_a_late_worker(tmp_path: Path, procs: list) -> None:
-    doc = plan_json("tp8-dp2")
+    doc = gateway_plan_json("tp8-dp2", "sglang-router")
     (router,) = [n for n in doc["nodes"] if n["role"] == "router"]
     argv = list(router["processes"][0]["argv"])
     urls = list(doc["outputs"]["server_urls"].values())

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.conformance.conftest import HERE, ROUTER_PYTHON, plan_json, require
+from tests.conformance.conftest import HERE, ROUTER_PYTHON, gateway_plan_json, require
 from tests.conformance.test_router_live import _free_port, _replace_value, _wait
 from tests.conftest import ROOT
 
@@ -80,7 +80,7 @@ SYNC_COMMAND = [sys.executable, str(ROOT / "userdata" / "sglang-router-sync")]
 
 def _setup(tmp_path: Path, procs: list, timeout: int, check: int) -> dict:
     """Start worker 0 and the router; return ports, URLs, the proxy and the sync command."""
-    doc = plan_json("tp8-dp2")
+    doc = gateway_plan_json("tp8-dp2", "sglang-router")
     (router,) = [n for n in doc["nodes"] if n["role"] == "router"]
     argv = list(router["processes"][0]["argv"])
     model = doc["model"]

@@ -76,7 +76,7 @@ def test_capacity_block_market_type_and_no_placement_group() -> None:
 def test_stack_files_launch_on_demand(stack: str) -> None:
     """No stack file sets the keys: no target, no market options, outputs say on-demand."""
     r = run_stack(stack)
-    for name in (LT, "router-lt"):
+    for name in [f"{n.name}-lt" for n in r.plan.layout.nodes] + ["router-lt"]:
         lt = r.named(name).inputs
         assert "capacityReservationSpecification" not in lt and "instanceMarketOptions" not in lt
     assert r.outputs["capacity"] == {"kind": "on-demand", "reservation_id": None}

@@ -24,12 +24,13 @@ def test_pools_of_two_types_get_their_own_templates(tmp_path: Path) -> None:
     )
     r = run_stack(str(path))
     templates = {
-        t.name: t
-        for t in r.of_type("aws:ec2/launchTemplate:LaunchTemplate")
-        if t.name.startswith("sglang-servers-lt")
+        t.name: t for t in r.of_type("aws:ec2/launchTemplate:LaunchTemplate") if t.name != "router-lt"
     }
+    # One template per GPU node (parallel launch: each attaches its node's primary interface),
+    # each with its own pool's instance type.
     types = {name: t.inputs["instanceType"] for name, t in templates.items()}
-    assert sorted(types.values()) == ["p5.48xlarge", "p5en.48xlarge"], types
+    assert types == {f"{n.name}-lt": n.instance_type for n in r.plan.layout.nodes}, types
+    assert sorted(set(types.values())) == ["p5.48xlarge", "p5en.48xlarge"], types
     efa = {
         t.inputs["instanceType"]: sum(
             i.get("interfaceType") in ("efa", "efa-only") for i in t.inputs["networkInterfaces"]

@@ -80,27 +80,29 @@ def test_launch_template_interfaces_follow_the_catalog(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_imdsv2_encrypted_gp3_and_dlami(stack: str) -> None:
     r = run(stack)
-    for name in ("server-g0-r0-lt", "router-lt"):
+    gpu_templates = [f"{n.name}-lt" for n in r.plan.layout.nodes]  # one per GPU node
+    for name in [*gpu_templates, "router-lt"]:
         lt = r.named(name).inputs
         md = lt["metadataOptions"]
         assert md["httpTokens"] == "required" and md["httpPutResponseHopLimit"] == 2
         ebs = lt["blockDeviceMappings"][0]["ebs"]
         assert ebs["volumeType"] == "gp3" and ebs["encrypted"] == "true"
-    lt = r.named("server-g0-r0-lt").inputs
-    assert lt["imageId"] == f"resolve:ssm:{DLAMI_SSM_PARAMETER}"
-    assert lt["blockDeviceMappings"][0]["ebs"]["volumeSize"] == r.plan.root_volume_gib
+    for name in gpu_templates:
+        lt = r.named(name).inputs
+        assert lt["imageId"] == f"resolve:ssm:{DLAMI_SSM_PARAMETER}"
+        assert lt["blockDeviceMappings"][0]["ebs"]["volumeSize"] == r.plan.root_volume_gib
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_placement_group_only_with_efa(stack: str) -> None:
     r = run(stack)
     pgs = r.of_type("aws:ec2/placementGroup:PlacementGroup")
-    lt = r.named("server-g0-r0-lt").inputs
+    lts = [r.named(f"{n.name}-lt").inputs for n in r.plan.layout.nodes]
     if r.plan.node_type.has_efa:
         assert len(pgs) == 1 and pgs[0].inputs["strategy"] == "cluster"
-        assert lt["placement"]["groupName"] == r.outputs["placement_group"]
+        assert {lt["placement"]["groupName"] for lt in lts} == {r.outputs["placement_group"]}
     else:
-        assert pgs == [] and "placement" not in lt
+        assert pgs == [] and all("placement" not in lt for lt in lts)
         assert r.outputs["placement_group"] is None
 
 

@@ -70,7 +70,40 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         {"extra_server_args": ["--enable-ep"]},
         "sglang-cluster:extra_server_args",
     ),
-    ("bad router policy", {"router_policy": "least_load"}, "sglang-cluster:router_policy"),
+    ("bad router policy", {"router_policy": "fastest"}, "sglang-cluster:router_policy"),
+    (
+        "smg-only policy on sglang-router",
+        {"router_policy": "least_load", "gateway": "sglang-router"},
+        "sglang-cluster:router_policy",
+    ),
+    ("unknown gateway", {"gateway": "nginx"}, "sglang-cluster:gateway"),
+    ("power_of_two with one server", {"router_policy": "power_of_two"}, "sglang-cluster:router_policy"),
+    (
+        "decode policy without PD",
+        {"router_decode_policy": "round_robin"},
+        "sglang-cluster:router_decode_policy",
+    ),
+    (
+        "bucket on sglang-router",
+        {"router_prefill_policy": "bucket", "gateway": "sglang-router"},
+        "sglang-cluster:router_prefill_policy",
+    ),
+    (
+        "prometheus host not an address",
+        {"router_prometheus_host": "localhost"},
+        "sglang-cluster:router_prometheus_host",
+    ),
+    (
+        "health timeout over start-up wait",
+        {"router_health_check_timeout_secs": 120, "router_worker_startup_timeout_secs": 60},
+        "sglang-cluster:router_worker_startup_timeout_secs",
+    ),
+    ("cache threshold over 1", {"router_cache_threshold": "1.5"}, "sglang-cluster:router_cache_threshold"),
+    (
+        "zero failure threshold",
+        {"router_health_failure_threshold": 0},
+        "sglang-cluster:router_health_failure_threshold",
+    ),
     ("mem fraction out of range", {"mem_fraction_static": "1.5"}, "sglang-cluster:mem_fraction_static"),
     (
         "too many servers per node",

@@ -14,7 +14,8 @@ from infra.mockrun import run_stack
 from infra.planning.argv import server_argv
 from infra.planning.bundle import installed_files
 from infra.planning.cluster import container_env, plan_cluster
-from infra.planning.pd import IB_DEVICE_FILE, Worker, plan_pd_layout, pool_spec
+from infra.planning.gateway import Worker
+from infra.planning.pd import IB_DEVICE_FILE, plan_pd_layout, pool_spec
 from infra.planning.userdata import split_mime
 from infra.spec import parse_config
 from tests.conftest import base_config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 
 import pytest
@@ -166,8 +167,8 @@ def test_planner_refuses_oversized_user_data_before_resources() -> None:
     assert e.value.key == "sglang-cluster:extra_server_args" and "16384" in e.value.message
 
 
-def test_router_user_data_has_argv_and_packages() -> None:
-    plan = plan_cluster(parse_config(base_config()), "prod")
+def test_router_user_data_sglang_router_has_argv_packages_and_sync() -> None:
+    plan = plan_cluster(parse_config(base_config(gateway="sglang-router")), "prod")
     boot = router_boot(plan, {0: "10.0.1.10"})
     doc = _cloud_config(boot.user_data)
     assert "python3-venv" in doc["packages"]
@@ -178,6 +179,35 @@ def test_router_user_data_has_argv_and_packages() -> None:
     unit = files["/etc/systemd/system/sglang-router-sync.service"]
     assert f"ExecStart={' '.join(boot.processes[1])}\n" in unit
     assert doc["runcmd"][-1][0] == BOOTSTRAP_PATH and "sglang-router-sync.service" in doc["runcmd"][-1]
+    assert "/etc/sglang/gateway-workers.json" not in files
+    assert "SGLANG_GATEWAY_PACKAGE=sglang-router==0.3.2" in files["/etc/sglang/node.env"]
+
+
+def test_router_user_data_smg_has_manifest_and_no_sync() -> None:
+    """smg (default) gets its workers from the discovery manifest, not its argv, and no sync."""
+    plan = plan_cluster(parse_config(base_config()), "prod")
+    boot = router_boot(plan, {0: "10.0.1.10"})
+    doc = _cloud_config(boot.user_data)
+    files = _files(doc)
+    argv = files["/etc/sglang/router.argv"].splitlines()
+    assert argv == boot.processes[0] and len(boot.processes) == 1
+    assert argv[:2] == ["smg", "launch"] and "http://10.0.1.10:30000" not in argv
+    manifest = json.loads(files[argv[argv.index("--discovery-file") + 1]])
+    assert manifest == {
+        "version": 1,
+        "workers": [{"url": "http://10.0.1.10:30000", "worker_type": "regular"}],
+    }
+    # The one router bundle holds the sync unit too; smg never enables it, and nothing else
+    # wants it (its only [Install] is WantedBy=multi-user.target, which needs an enable).
+    assert doc["runcmd"][-1][0] == BOOTSTRAP_PATH
+    assert "sglang-router-sync.service" not in doc["runcmd"][-1]
+    installed = installed_files(boot.user_data)
+    assert not [
+        p
+        for p, f in installed.items()
+        if "sglang-router-sync" in f["content"] and "sglang-router-sync" not in p
+    ]
+    assert "SGLANG_GATEWAY_PACKAGE=smg==1.13.0" in files["/etc/sglang/node.env"]
 
 
 @pytest.mark.parametrize(
