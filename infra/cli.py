@@ -159,6 +159,7 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The plan JSON fields both backends share, around their ``nodes``."""
     from infra.planning.endpoint import endpoint_document, endpoint_warnings, load_balancer_subnets
     from infra.planning.fastboot import boot_document
+    from infra.planning.gateway import gateway_warnings
     from infra.planning.image import image_summary
     from infra.planning.reachability import reachability_warnings
 
@@ -208,6 +209,7 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
         "warnings": [
             *reachability_warnings(plan.spec),
             *endpoint_warnings(plan.spec, "router_api_key" in plan.secret_params),
+            *gateway_warnings(plan.spec, "router_api_key" in plan.secret_params),
         ],
         "notes": notes,
     }

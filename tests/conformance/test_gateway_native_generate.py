@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.cli import plan_document
+from infra.mockrun import load_stack_config, run_program, stack_file
 from infra.ops.bench import bench_argv, matrix
 from infra.ops.smoke import Target, check_generate, check_models
 from infra.planning.gateway import DISCOVERY_FILE
@@ -108,3 +110,36 @@ def test_smoke_and_bench_generate_pass_through_the_planned_gateway(
     assert extra == {"model": model}
     status, reply = http("POST", f"{base}/generate", _module_generate_body(extra), key=API_KEY)
     assert status == 200 and reply["text"].startswith("stand-in regular worker"), reply
+
+
+@pytest.mark.parametrize("gateway", ["smg", "sglang-router"])
+def test_without_an_api_key_the_worker_api_is_open_and_the_plan_says_so(
+    gateway: str, tmp_path: Path, procs: list
+) -> None:
+    """The planned gateway, started as ``sglang-router-run`` starts it when the stack has no
+    ``router_api_key`` (no ``--api-key``): any client may register a worker. The plan warns;
+    with the key set it does not, and the gateway refuses the same call."""
+    doc = _plan(gateway)
+    router = _router(doc)
+    manifest = _written_files(router["user_data"]).get(DISCOVERY_FILE, "")
+    argv, base = _localize(router["processes"][0]["argv"], {}, manifest, tmp_path)
+    gw = start_gateway(procs, argv, tmp_path / "gateway.log")
+    assert wait_for(lambda: http("GET", f"{base}/liveness", timeout=2)[0] == 200, 30), "no liveness"
+    intruder = {"url": f"http://127.0.0.1:{free_port()}"}
+    assert http("POST", f"{base}/workers", intruder)[0] == 202
+    (line,) = [w for w in doc["warnings"] if w.startswith("sglang-cluster:router_api_key: not set")]
+    assert "POST /workers" in line and "203.0.113.0/24" in line
+    gw.kill()
+    gw.wait(timeout=10)
+
+    keyed, base = _localize(router["processes"][0]["argv"], {}, manifest, tmp_path)
+    start_gateway(procs, [*keyed, "--api-key", API_KEY], tmp_path / "keyed.log")
+    assert wait_for(lambda: http("GET", f"{base}/liveness", timeout=2)[0] == 200, 30), "no liveness"
+    assert http("POST", f"{base}/workers", intruder)[0] == 401
+    name, path = stack_file("tp8-dp2")
+    cfg = load_stack_config(path) | {
+        "sglang-cluster:gateway": gateway,
+        "sglang-cluster:router_api_key": API_KEY,
+    }
+    keyed_doc = plan_document(run_program(name, cfg, ["sglang-cluster:router_api_key"]))
+    assert not [w for w in keyed_doc["warnings"] if "router_api_key: not set" in w]
