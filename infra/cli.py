@@ -172,6 +172,7 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     from infra.planning.endpoint import endpoint_document, endpoint_warnings, load_balancer_subnets
     from infra.planning.fastboot import boot_document
     from infra.planning.fsx_update import store_update_advice
+    from infra.planning.gateway import gateway_warnings
     from infra.planning.image import image_summary
     from infra.planning.reachability import reachability_warnings
 
@@ -223,6 +224,7 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
             *reachability_warnings(plan.spec),
             *endpoint_warnings(plan.spec, "router_api_key" in plan.secret_params),
             *store_warnings,
+            *gateway_warnings(plan.spec, "router_api_key" in plan.secret_params),
         ],
         "notes": [*notes, *store_notes],
     }

@@ -293,13 +293,21 @@ def check_stop(t: Target) -> str:
 def check_generate(t: Target) -> str:
     """SGLang's native ``POST /generate``: ``text`` and ``meta_info.completion_tokens``.
 
+    The body names ``model`` (``t.model``): smg 1.13.0 with worker discovery (the default
+    gateway) runs in multi-model mode and answers a ``/generate`` without it with 400
+    ``missing_model``; SGLang 0.5.23's ``/generate`` ignores the extra key
+    (``tests/conformance/test_gateway_native_generate.py``).
+
     Raises:
         CheckFailedError: with the detail line when the check fails.
     """
-    doc = t.post(
-        "/generate",
-        {"text": "The capital of France is", "sampling_params": {"max_new_tokens": 16, "temperature": 0}},
-    )
+    body: dict[str, Any] = {
+        "text": "The capital of France is",
+        "sampling_params": {"max_new_tokens": 16, "temperature": 0},
+    }
+    if t.model:
+        body["model"] = t.model
+    doc = t.post("/generate", body)
     if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
         raise CheckFailedError("generate: no 'text' in the reply of POST /generate")
     meta = doc.get("meta_info") or {}
