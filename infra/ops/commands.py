@@ -151,10 +151,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
             url, outputs = _resolve_url(args)
             model = args.model or str(outputs.get("served_model_name") or "")
             if args.dry_run or not module_available(args.python):
+                from infra.ops.wait import servers_from
+
                 nodes = outputs.get("nodes") or {}
-                head = nodes.get("server-g0-r0") or {}
-                servers = outputs.get("server_urls") or ["http://127.0.0.1:30000"]
-                keyed = str(servers[0]) if api_key(args.stack, args.api_key) else ""
+                # server_urls is {server name: rank-0 URL}; server 0's head node runs the hint.
+                first = (servers_from({}, outputs) or [None])[0]
+                head = nodes.get(first.head_node if first else "server-g0-r0") or {}
+                server0 = first.url if first else "http://127.0.0.1:30000"
+                keyed = server0 if api_key(args.stack, args.api_key) else ""
                 lines = head_node_hint(
                     runs,
                     url,

@@ -151,13 +151,35 @@ def deadline_from_plan(doc: Mapping[str, Any]) -> tuple[int, str]:
 
 
 def servers_from(doc: Mapping[str, Any], outputs: Mapping[str, Any]) -> list[ServerTarget]:
-    """Rank-0 targets from ``server_urls`` (stack output) and the plan's layout."""
-    urls = outputs.get("server_urls") or []
+    """Rank-0 targets from the stack outputs and the plan.
+
+    ``server_urls`` is ``{server name: rank-0 URL}`` (``infra.planning.cluster.worker_urls``;
+    a list is accepted too). A server's head node is the rank-0 node whose private IP is the
+    URL's host: ``nodes`` of the outputs, else the plan's nodes (``server-g0-r0``, or
+    ``prefill-g0-r0`` / ``decode-g1-r0`` in a PD stack).
+    """
+    raw = outputs.get("server_urls") or {}
+    items = list(raw.items()) if isinstance(raw, Mapping) else [(f"s{i}", u) for i, u in enumerate(raw)]
     multi = int((doc.get("layout") or {}).get("nodes_per_server", 1)) > 1
-    return [
-        ServerTarget(index=i, url=str(u).rstrip("/"), multi_node=multi, head_node=f"server-g{i}-r0")
-        for i, u in enumerate(urls)
-    ]
+    by_ip: dict[str, str] = {}
+    for n in doc.get("nodes") or []:
+        if isinstance(n, Mapping) and str(n.get("name", "")).endswith("-r0") and n.get("private_ip"):
+            by_ip[str(n["private_ip"])] = str(n["name"])
+    for name, node in (outputs.get("nodes") or {}).items():
+        if str(name).endswith("-r0") and isinstance(node, Mapping) and node.get("private_ip"):
+            by_ip[str(node["private_ip"])] = str(name)
+    out: list[ServerTarget] = []
+    for i, (name, url) in enumerate(items):
+        u = str(url).rstrip("/")
+        host = u.split("//", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        digits = str(name).lstrip("s")
+        index = int(digits) if digits.isdigit() else i
+        out.append(
+            ServerTarget(
+                index=index, url=u, multi_node=multi, head_node=by_ip.get(host, f"server-g{index}-r0")
+            )
+        )
+    return out
 
 
 @dataclass

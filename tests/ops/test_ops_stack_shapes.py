@@ -1,0 +1,59 @@
+"""The operator commands against the outputs and plan the program really produces (mocked
+``pulumi up`` of the repository's stack files: ``server_urls`` is ``{server name: URL}``,
+``nodes`` is ``{logical node name: {...}}``, prefill/decode nodes are ``prefill-g0-r0`` and
+``decode-g1-r0``), not against hand-written shapes."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.cli import main, plan_document
+from infra.mockrun import run_stack
+from infra.ops.wait import servers_from
+from tests.ops.test_wait import _fake_pulumi
+
+
+@cache
+def _doc(stack: str) -> dict[str, Any]:
+    return plan_document(run_stack(stack))
+
+
+@pytest.mark.parametrize("stack", ["pd-disagg", "tp2-dp8", "prod-tp16"])
+def test_wait_targets_are_the_rank_zero_urls_and_nodes(stack: str) -> None:
+    doc = _doc(stack)
+    outputs = doc["outputs"]
+    targets = servers_from(doc, outputs)
+    assert [t.url for t in targets] == list(outputs["server_urls"].values())
+    # Every head node is a rank-0 node of the plan whose address is the server's.
+    ips = {n["name"]: n["private_ip"] for n in doc["nodes"]}
+    for t in targets:
+        assert t.head_node.endswith("-r0") and t.head_node in ips, t
+        assert t.url.split("//", 1)[1].split(":")[0] == ips[t.head_node], t
+    multi = doc["layout"]["nodes_per_server"] > 1
+    assert all(t.multi_node == multi for t in targets)
+
+
+def test_pd_head_nodes_are_the_prefill_and_decode_nodes() -> None:
+    targets = servers_from(_doc("pd-disagg"), _doc("pd-disagg")["outputs"])
+    assert [t.head_node for t in targets] == ["prefill-g0-r0", "decode-g1-r0"]
+
+
+def test_bench_hint_from_a_pd_stack_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a router key, the head-node hint measures server 0 directly: its URL and node come
+    from ``server_urls``/``nodes`` as ``pulumi stack output`` prints them (a dict)."""
+    outputs = _doc("pd-disagg")["outputs"]
+    monkeypatch.setenv("PATH", f"{_fake_pulumi(tmp_path, outputs)}:/usr/bin:/bin")
+    monkeypatch.setenv("SGLANG_API_KEY", "sk-bench-0123")
+    code = main(["bench", "pd-disagg", "--type", "latency", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    first = next(iter(outputs["server_urls"].values()))
+    assert f"measure server 0 at {first} directly" in out
+    assert str(outputs["nodes"]["prefill-g0-r0"]["instance_id"]) in out
+    assert "sk-bench-0123" not in out
