@@ -13,7 +13,8 @@ sampling        temperature/top_p/top_k/max_tokens honoured: at most ``max_token
 streaming       ``stream: true``: ``text/event-stream``, JSON chunks, ends with ``[DONE]``
 logprobs        ``logprobs: 1`` on a completion: one number per generated token
 stop sequences  ``stop: [","]``: finish reason ``stop`` and no ``,`` in the text
-generate        SGLang's native ``POST /generate``: ``text`` and ``meta_info``
+generate        SGLang's native ``POST /generate`` (with ``model``: smg needs it):
+                ``text`` and ``meta_info``
 health          ``GET /health`` answers 200
 ==============  ==================================================================
 
@@ -296,9 +297,17 @@ def check_generate(t: Target) -> str:
     Raises:
         CheckFailedError: with the detail line when the check fails.
     """
+    # ``model`` names the model: smg under file discovery (the default gateway) runs its
+    # multi-model mode and refuses a /generate without it (400 ``missing_model``, seen with smg
+    # 1.13.0 in tests/conformance/test_ops_through_smg.py); SGLang 0.5.23's /generate contract
+    # ignores unknown keys (``sglang/api/v1/api_types.py`` ``GenerateRequest``).
     doc = t.post(
         "/generate",
-        {"text": "The capital of France is", "sampling_params": {"max_new_tokens": 16, "temperature": 0}},
+        {
+            "model": t.model,
+            "text": "The capital of France is",
+            "sampling_params": {"max_new_tokens": 16, "temperature": 0},
+        },
     )
     if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
         raise CheckFailedError("generate: no 'text' in the reply of POST /generate")

@@ -1,0 +1,69 @@
+"""``python -m infra smoke`` and ``wait`` through the real smg 1.13.0 (``.tools/smg-venv``), the
+default gateway, started with the argv the plan of ``dev`` renders (loopback host and ports,
+the plan's discovery manifest pointed at the stand-in), in front of the OpenAI-compatible
+stand-in of ``tests/ops/openai_standin.py`` (a real SGLang server needs GPUs).
+
+Under file discovery smg runs its multi-model mode: a native ``/generate`` without a ``model``
+field is refused (400 ``missing_model``, seen here), so smoke's ``generate`` check must name it.
+Every wait is bounded; every process is killed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from infra.cli import main, plan_document
+from infra.mockrun import run_stack
+from infra.ops.smoke import CHECK_NAMES, Target, run_smoke
+from infra.planning.gateway import DISCOVERY_FILE
+from tests.conformance.gateway_harness import http, start_gateway, wait_for, write_tokenizer_dir
+from tests.conformance.test_gateway_live import _localize, _router, _written_files
+from tests.ops.openai_standin import MODEL, StandIn
+
+
+def _smg_in_front(tmp_path: Path, procs: list, standin: StandIn) -> str:
+    doc: dict[str, Any] = plan_document(run_stack("dev"))
+    router = _router(doc)
+    argv = router["processes"][0]["argv"]
+    assert argv[:2] == ["smg", "launch"], argv[:2]
+    manifest = _written_files(router["user_data"])[DISCOVERY_FILE]
+    planned = list(doc["outputs"]["server_urls"].values())
+    local, base = _localize(argv, dict.fromkeys(planned, standin.url), manifest, tmp_path)
+    start_gateway(procs, local, tmp_path / "smg.log")
+    assert wait_for(lambda: http("GET", f"{base}/readiness", timeout=2)[0] == 200, 30), (
+        tmp_path / "smg.log"
+    ).read_text()[-2000:]
+    return base
+
+
+def test_smoke_passes_through_smg(tmp_path: Path, procs: list) -> None:
+    tok = write_tokenizer_dir(tmp_path / "tokenizer")
+    standin = StandIn(model_path=str(tok)).start()
+    try:
+        base = _smg_in_front(tmp_path, procs, standin)
+        # What smg does with a native request that names no model (what smoke sent before).
+        status, body = http(
+            "POST", f"{base}/generate", {"text": "hi", "sampling_params": {"max_new_tokens": 2}}
+        )
+        assert status == 400 and "model" in json.dumps(body), body
+        checks = run_smoke(Target(base, timeout=20))
+    finally:
+        standin.stop()
+    assert [c.name for c in checks] == list(CHECK_NAMES)
+    assert [(c.name, c.detail) for c in checks if c.status != "pass"] == []
+    assert MODEL in checks[0].detail
+
+
+def test_wait_is_ready_through_smg(tmp_path: Path, procs: list, capsys: Any) -> None:
+    tok = write_tokenizer_dir(tmp_path / "tokenizer")
+    standin = StandIn(model_path=str(tok)).start()
+    try:
+        base = _smg_in_front(tmp_path, procs, standin)
+        code = main(
+            ["wait", "--url", base, "--server-url", standin.url, "--timeout", "30", "--interval", "0.2"]
+        )
+    finally:
+        standin.stop()
+    assert code == 0, capsys.readouterr().out
