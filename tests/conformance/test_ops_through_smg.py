@@ -67,3 +67,56 @@ def test_wait_is_ready_through_smg(tmp_path: Path, procs: list, capsys: Any) -> 
     finally:
         standin.stop()
     assert code == 0, capsys.readouterr().out
+
+
+def _sglang_backend_payload_keys() -> list[str]:
+    """The literal keys of the payload 0.5.23's ``async_request_sglang_generate`` posts to
+    ``/generate`` (read from ``sglang/benchmark/serving.py``: the module cannot be imported
+    here, its import chain needs transformers)."""
+    import ast
+
+    from tests.conformance.test_bench_module import _source
+
+    fn = next(
+        n
+        for n in ast.walk(_source())
+        if isinstance(n, ast.AsyncFunctionDef) and n.name == "async_request_sglang_generate"
+    )
+    payload = next(
+        n.value
+        for n in ast.walk(fn)
+        if isinstance(n, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "payload" for t in n.targets)
+        and isinstance(n.value, ast.Dict)
+    )
+    keys = [k.value for k in payload.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+    # The first key is an expression ("text" or "input_ids"); ``**extra_request_body`` has key None.
+    assert None in payload.keys, "the payload no longer merges extra_request_body"
+    return keys
+
+
+def test_bench_requests_reach_the_worker_through_smg(tmp_path: Path, procs: list) -> None:
+    """A request shaped like the benchmark's (``--backend sglang``) is refused by smg unless
+    ``--extra-request-body`` adds the model, which ``infra bench`` renders."""
+    from infra.ops.bench import bench_argv, matrix
+
+    (run,) = matrix(["latency"])
+    argv = bench_argv(run, "http://x", MODEL, "", "o.jsonl")
+    extra = json.loads(argv[argv.index("--extra-request-body") + 1])
+    keys = _sglang_backend_payload_keys()
+    assert "sampling_params" in keys and "model" not in keys
+    body: dict[str, Any] = {
+        "text": "hello world",
+        "sampling_params": {"max_new_tokens": 2, "temperature": 0.0},
+    }
+    body |= {k: None for k in keys if k not in body} | {"stream": False}
+    tok = write_tokenizer_dir(tmp_path / "tokenizer")
+    standin = StandIn(model_path=str(tok)).start()
+    try:
+        base = _smg_in_front(tmp_path, procs, standin)
+        refused = http("POST", f"{base}/generate", body)
+        status, reply = http("POST", f"{base}/generate", body | extra)
+    finally:
+        standin.stop()
+    assert refused[0] == 400, refused
+    assert status == 200 and reply["meta_info"]["completion_tokens"] > 0, reply
