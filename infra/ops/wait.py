@@ -14,8 +14,9 @@ Each poll checks:
   log group (``logs:FilterLogEvents``; a seam tests fill). ``efa`` passes; ``socket`` or any
   other word fails at once (the server will not be fast, or with ``require_efa`` not serve).
 
-The deadline is the plan's cold-start estimate (``estimates.cold_start``, the largest
-``total_secs`` in it) times :data:`DEADLINE_FACTOR`, else :data:`DEFAULT_DEADLINE_SECS`;
+The deadline is the plan's cold-start estimate (``estimates.cold_start``: its longest path
+without the ``resources`` phase, which ``pulumi up`` has already waited for) times
+:data:`DEADLINE_FACTOR`, else :data:`DEFAULT_DEADLINE_SECS`;
 ``--timeout`` overrides both. On timeout it prints the SSM command that reads cloud-init's and
 the units' logs on a node, and the CloudWatch log group.
 """
@@ -119,34 +120,44 @@ def cloudwatch_transports(log_group: str, region: str, client: Any = None) -> Tr
 def deadline_from_plan(doc: Mapping[str, Any]) -> tuple[int, str]:
     """Deadline in seconds and where it came from, from a plan document.
 
-    Reads ``estimates.cold_start`` (added by the cold-start model): the largest number under a
-    key ending in ``total_secs`` or ``total_seconds`` anywhere in it (the cold path is the
-    longest), times :data:`DEADLINE_FACTOR`, at least :data:`MIN_DEADLINE_SECS`. Without it,
-    :data:`DEFAULT_DEADLINE_SECS`.
+    Reads ``estimates.cold_start`` (``infra/planning/coldstart.py``): for each path in it
+    (``cold``, ``warm``, ``warm_replaced``) the sum of its ``phases`` other than
+    ``resources`` (``wait`` runs after ``pulumi up`` returned, so the image build and the
+    instance launches are behind it); the longest of these times :data:`DEADLINE_FACTOR`, at
+    least :data:`MIN_DEADLINE_SECS`. A path without phases counts with its ``total_secs``.
+    Without an estimate, :data:`DEFAULT_DEADLINE_SECS`.
     """
     cold = (doc.get("estimates") or {}).get("cold_start")
-    totals: list[float] = []
+    totals: list[tuple[float, str]] = []
 
-    def walk(x: Any) -> None:
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    def walk(x: Any, name: str) -> None:
         if isinstance(x, Mapping):
+            phases = x.get("phases")
+            if isinstance(phases, list) and phases and all(isinstance(p, Mapping) for p in phases):
+                rest = sum(
+                    float(p["seconds"])
+                    for p in phases
+                    if p.get("name") != "resources" and number(p.get("seconds"))
+                )
+                totals.append((rest, f"{name} path after pulumi up"))
+                return
             for k, v in x.items():
-                if (
-                    isinstance(v, int | float)
-                    and not isinstance(v, bool)
-                    and str(k).endswith(("total_secs", "total_seconds"))
-                ):
-                    totals.append(float(v))
+                if number(v) and str(k).endswith(("total_secs", "total_seconds")):
+                    totals.append((float(v), f"{name or 'total'}"))
                 else:
-                    walk(v)
+                    walk(v, str(k))
         elif isinstance(x, list):
             for v in x:
-                walk(v)
+                walk(v, name)
 
-    walk(cold)
+    walk(cold, "")
     if totals:
-        est = max(totals)
+        est, which = max(totals)
         secs = max(MIN_DEADLINE_SECS, int(est * DEADLINE_FACTOR))
-        return secs, f"{DEADLINE_FACTOR} x the plan's cold-start estimate of {est:.0f} s"
+        return secs, f"{DEADLINE_FACTOR} x the plan's cold-start estimate of {est:.0f} s ({which})"
     return DEFAULT_DEADLINE_SECS, f"default {DEFAULT_DEADLINE_SECS} s (the plan has no cold-start estimate)"
 
 

@@ -57,3 +57,21 @@ def test_bench_hint_from_a_pd_stack_output(
     assert f"measure server 0 at {first} directly" in out
     assert str(outputs["nodes"]["prefill-g0-r0"]["instance_id"]) in out
     assert "sk-bench-0123" not in out
+
+
+@pytest.mark.parametrize("stack", ["prod-tp16", "dev", "pd-disagg"])
+def test_wait_deadline_leaves_out_what_pulumi_up_already_did(stack: str) -> None:
+    """``wait`` runs after ``pulumi up`` returned: the ``resources`` phase of the cold-start
+    estimate (image build, instance launches) is behind it; the deadline covers the rest of the
+    longest path (boot, image pull, weights, load, start, router) with the margin."""
+    from infra.ops.wait import DEADLINE_FACTOR, MIN_DEADLINE_SECS, deadline_from_plan
+
+    cold_start = _doc(stack)["estimates"]["cold_start"]
+    after_up = max(
+        sum(p["seconds"] for p in path["phases"] if p["name"] != "resources")
+        for path in cold_start.values()
+        if isinstance(path, dict) and "phases" in path
+    )
+    secs, why = deadline_from_plan(_doc(stack))
+    assert secs == max(MIN_DEADLINE_SECS, int(after_up * DEADLINE_FACTOR)), why
+    assert secs < cold_start["cold"]["total_secs"] * DEADLINE_FACTOR
