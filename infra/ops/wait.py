@@ -3,7 +3,9 @@
 Each poll checks:
 
 - the router's ``GET /readiness`` (200 once it has a healthy worker: sglang-router 0.3.2 and
-  smg answer 503 with zero workers; ``shared/reference/sglang-serving.md``);
+  smg answer 503 with zero workers; ``shared/reference/sglang-serving.md``) and, with known
+  servers, its ``GET /workers``: every server's rank-0 URL listed healthy (one healthy worker
+  is enough for ``/readiness``);
 - rank 0 of each server: ``GET /health`` and ``GET /v1/models`` (ranks >= 1 answer
   ``/health`` unconditionally, so only rank 0 says whether a server is ready); a rank-0 URL
   that cannot be reached from this machine (private subnet) is shown as ``unreachable`` and
@@ -216,7 +218,7 @@ def poll_once(target: WaitTarget, transports: TransportReader | None, timeout: f
     st = State()
     r = http.request("GET", target.router_url + "/readiness", None, target.api_key, timeout)
     if r.status == 200:
-        st.rows["router"] = ("ready", "GET /readiness 200")
+        st.rows["router"] = _workers_row(target, timeout)
     elif r.status == 401:
         st.rows["router"] = (
             "failed",
@@ -268,6 +270,36 @@ def poll_once(target: WaitTarget, transports: TransportReader | None, timeout: f
             else:
                 st.rows[tname] = ("waiting", "no NCCL transport reported yet")
     return st
+
+
+def _workers_row(target: WaitTarget, timeout: float) -> tuple[str, str]:
+    """The router row once ``/readiness`` is 200: both gateways answer 200 with one healthy
+    worker (smg 1.13.0 with one of ``tp8-dp2``'s two, seen in
+    ``tests/conformance/test_ops_through_smg.py``), so with known servers the healthy workers
+    of ``GET /workers`` (``{"workers": [{"url", "is_healthy"}, ...]}``, smg and sglang-router
+    0.3.2; it wants the key) are counted against them. A router that does not answer
+    ``/workers`` keeps the readiness verdict, said so in the detail."""
+    if not target.servers:
+        return "ready", "GET /readiness 200"
+    w = http.request("GET", target.router_url + "/workers", None, target.api_key, timeout)
+    try:
+        listed = w.json().get("workers") if w.status == 200 else None
+    except (ValueError, AttributeError):
+        listed = None
+    if not isinstance(listed, list):
+        why = "the router wants its key" if w.status == 401 else w.brief() or "no worker list"
+        return "ready", f"GET /readiness 200 (servers not counted: GET /workers: {why})"
+    healthy = {
+        str(x.get("url", "")).rstrip("/") for x in listed if isinstance(x, dict) and x.get("is_healthy")
+    }
+    missing = [s.url for s in target.servers if s.url not in healthy]
+    n = len(target.servers)
+    if missing:
+        return "waiting", (
+            f"GET /readiness 200 but {n - len(missing)}/{n} servers healthy at the router "
+            f"(not yet: {', '.join(missing)})"
+        )
+    return "ready", f"GET /readiness 200, {n}/{n} servers healthy at the router"
 
 
 def timeout_hints(target: WaitTarget, stack: str) -> list[str]:

@@ -18,20 +18,30 @@ from infra.cli import main, plan_document
 from infra.mockrun import run_stack
 from infra.ops.smoke import CHECK_NAMES, Target, run_smoke
 from infra.planning.gateway import DISCOVERY_FILE
-from tests.conformance.gateway_harness import http, start_gateway, wait_for, write_tokenizer_dir
+from tests.conformance.gateway_harness import free_port, http, start_gateway, wait_for, write_tokenizer_dir
 from tests.conformance.test_gateway_live import _localize, _router, _written_files
 from tests.ops.openai_standin import MODEL, StandIn
 
 
-def _smg_in_front(tmp_path: Path, procs: list, standin: StandIn) -> str:
-    doc: dict[str, Any] = plan_document(run_stack("dev"))
+def _smg_in_front(
+    tmp_path: Path,
+    procs: list,
+    standin: StandIn,
+    stack: str = "dev",
+    urls: list[str] | None = None,
+    key: str = "",
+) -> str:
+    """smg with the plan's argv of ``stack``; its planned workers map in order to ``urls``
+    (default: every one to ``standin``). ``key``: ``--api-key``, as sglang-router-run appends it."""
+    doc: dict[str, Any] = plan_document(run_stack(stack))
     router = _router(doc)
     argv = router["processes"][0]["argv"]
     assert argv[:2] == ["smg", "launch"], argv[:2]
     manifest = _written_files(router["user_data"])[DISCOVERY_FILE]
     planned = list(doc["outputs"]["server_urls"].values())
-    local, base = _localize(argv, dict.fromkeys(planned, standin.url), manifest, tmp_path)
-    start_gateway(procs, local, tmp_path / "smg.log")
+    local_urls = urls or [standin.url] * len(planned)
+    local, base = _localize(argv, dict(zip(planned, local_urls, strict=True)), manifest, tmp_path)
+    start_gateway(procs, [*local, *(["--api-key", key] if key else [])], tmp_path / "smg.log")
     assert wait_for(lambda: http("GET", f"{base}/readiness", timeout=2)[0] == 200, 30), (
         tmp_path / "smg.log"
     ).read_text()[-2000:]
@@ -120,3 +130,63 @@ def test_bench_requests_reach_the_worker_through_smg(tmp_path: Path, procs: list
         standin.stop()
     assert refused[0] == 400, refused
     assert status == 200 and reply["meta_info"]["completion_tokens"] > 0, reply
+
+
+def test_wait_counts_every_server_at_the_router(
+    tmp_path: Path, procs: list, monkeypatch: Any, capsys: Any
+) -> None:
+    """smg answers ``/readiness`` 200 as soon as one worker of ``tp8-dp2``'s two is healthy (seen
+    here), and from outside the VPC the rank-0 URLs are unreachable, so the router alone said
+    ready while half the servers were still loading. ``wait`` counts the healthy workers in the
+    router's ``GET /workers`` (with the key) against ``server_urls``."""
+    key = "sk-wait-0123456789"
+    monkeypatch.setenv("SGLANG_API_KEY", key)
+    tok = write_tokenizer_dir(tmp_path / "tokenizer")
+    up = StandIn(model_path=str(tok)).start()
+    down = f"http://127.0.0.1:{free_port()}"  # the second server is still loading
+    try:
+        base = _smg_in_front(tmp_path, procs, up, "tp8-dp2", [up.url, down], key)
+        assert http("GET", f"{base}/readiness", timeout=3)[0] == 200
+        code = main(
+            [
+                "wait",
+                "--url",
+                base,
+                "--server-url",
+                up.url,
+                "--server-url",
+                down,
+                "--timeout",
+                "2",
+                "--interval",
+                "0.5",
+            ]
+        )
+        out = capsys.readouterr().out
+        assert code == 1, out
+        assert "1/2 servers healthy at the router" in out and down in out
+        # The second server comes up on the port the manifest names.
+        second = StandIn(model_path=str(tok), port=int(down.rsplit(":", 1)[1])).start()
+        try:
+            code = main(
+                [
+                    "wait",
+                    "--url",
+                    base,
+                    "--server-url",
+                    up.url,
+                    "--server-url",
+                    down,
+                    "--timeout",
+                    "60",
+                    "--interval",
+                    "0.5",
+                ]
+            )
+            out = capsys.readouterr().out
+        finally:
+            second.stop()
+    finally:
+        up.stop()
+    assert code == 0, out
+    assert key not in out

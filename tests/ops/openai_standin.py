@@ -30,6 +30,7 @@ class StandIn:
         ready: bool = True,
         open_readiness: bool = True,
         model_path: str = "",
+        port: int = 0,
     ) -> None:
         self.broken = broken or set()
         # With a local tokenizer directory it also answers what a gateway (smg, sglang-router)
@@ -191,7 +192,7 @@ class StandIn:
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
