@@ -105,13 +105,24 @@ def cmd_wait(args: argparse.Namespace) -> int:
         deadline, why = args.timeout, "--timeout"
     servers = servers_from(doc, outputs) if outputs else servers_in(args.server_url or [])
     nodes = outputs.get("nodes") or {}
+    hints: list[str] = []
+    if outputs.get("backend") == "slurm":
+        # ParallelCluster: no per-node outputs; the head node runs the router and the job.
+        nodes = {"head node": outputs.get("head_node") or {}}
+        if outputs.get("squeue_command"):
+            hints.append(f"  SLURM job: {outputs['squeue_command']}")
     target = WaitTarget(
         router_url=url,
         servers=servers,
         api_key=api_key(args.stack, args.api_key),
         region=str(doc.get("region") or ""),
         log_group=str(outputs.get("log_group") or ""),
-        instance_ids={k: str(v.get("instance_id")) for k, v in nodes.items() if isinstance(v, dict)},
+        instance_ids={
+            k: str(v.get("instance_id"))
+            for k, v in nodes.items()
+            if isinstance(v, dict) and v.get("instance_id")
+        },
+        hints=hints,
     )
     transports = (
         cloudwatch_transports(target.log_group, target.region) if target.log_group and target.region else None

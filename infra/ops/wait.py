@@ -85,6 +85,8 @@ class WaitTarget:
     region: str = ""
     log_group: str = ""
     instance_ids: dict[str, str] = field(default_factory=dict)
+    hints: list[str] = field(default_factory=list)
+    """Extra lines for the timeout hints (a SLURM stack's ``squeue_command``)."""
 
 
 TransportReader = Callable[[], dict[str, str]]
@@ -323,6 +325,7 @@ def timeout_hints(target: WaitTarget, stack: str) -> list[str]:
         f"{region} --query StandardOutputContent --output text"
     )
     lines.append(f"    or a shell: aws ssm start-session --target INSTANCE_ID{region}")
+    lines += target.hints
     group = target.log_group or (f"/sglang/{stack}" if stack else "")
     if group:
         lines.append(f"  CloudWatch: aws logs tail {group} --since 1h --follow{region}")

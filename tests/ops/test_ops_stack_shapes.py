@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
 from infra.cli import main, plan_document
 from infra.mockrun import run_stack
@@ -75,3 +76,22 @@ def test_wait_deadline_leaves_out_what_pulumi_up_already_did(stack: str) -> None
     secs, why = deadline_from_plan(_doc(stack))
     assert secs == max(MIN_DEADLINE_SECS, int(after_up * DEADLINE_FACTOR)), why
     assert secs < cold_start["cold"]["total_secs"] * DEADLINE_FACTOR
+
+
+def test_wait_on_a_slurm_stack_points_at_the_head_node_and_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SLURM stack's outputs have no ``server_urls``/``nodes``: ``wait`` polls the router and,
+    on timeout, sends the operator to the ParallelCluster head node and the job's ``squeue``."""
+    outputs = dict(_doc("slurm-tp16")["outputs"]) | {"router_url": "http://127.0.0.1:9"}
+    monkeypatch.setenv("PATH", f"{_fake_pulumi(tmp_path, outputs)}:/usr/bin:/bin")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        code = main(["wait", "slurm-tp16", "--timeout", "1", "--interval", "0.5"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    head = outputs["head_node"]["instance_id"]
+    assert f"head node: aws ssm send-command --instance-ids {head}" in out
+    assert outputs["squeue_command"] in out.replace("\n", "")
+    assert "INSTANCE_ID " not in out.split("then:")[0]
