@@ -307,6 +307,14 @@ class StackFacts:
     model: str
     model_s3_uri: str
     certificate_arn: str
+    gpu_node_types: tuple[tuple[InstanceType, int], ...] = ()
+    """``(type, node count)`` of every GPU instance type the plan launches (a PD stack's
+    pools may differ: ``prefill_instance_type``/``decode_instance_type``); empty = all
+    ``gpu_nodes`` are ``gpu_type``."""
+
+    def gpu_types(self) -> tuple[tuple[InstanceType, int], ...]:
+        """:attr:`gpu_node_types`, or ``((gpu_type, gpu_nodes),)``."""
+        return self.gpu_node_types or ((self.gpu_type, self.gpu_nodes),)
 
 
 def stack_facts(stack_or_file: str) -> StackFacts:
@@ -326,6 +334,11 @@ def stack_facts(stack_or_file: str) -> StackFacts:
     spec = parse_config(config)
     present = frozenset(k for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}"))
     plan = plan_cluster(spec, name, region, present)
+    from collections import Counter
+
+    from infra.planning.catalog import lookup
+
+    counts = Counter(node.instance_type or plan.node_type.name for node in plan.layout.nodes)
     return StackFacts(
         stack=name,
         region=region,
@@ -344,6 +357,7 @@ def stack_facts(stack_or_file: str) -> StackFacts:
         model_s3_uri=spec.model_s3_uri,
         # The https helper adds this key; read it optionally so preflight works before and after.
         certificate_arn=str(getattr(spec, "certificate_arn", "") or ""),
+        gpu_node_types=tuple((lookup(t), n) for t, n in sorted(counts.items())),
     )
 
 
@@ -406,7 +420,7 @@ def run_preflight(facts: StackFacts, reader: AccountReader) -> list[Check]:
             "ec2:DescribeInstanceTypeOfferings",
             lambda: _offerings(facts, reader, az, router_az[0]),
         )
-        run("instance type", "ec2:DescribeInstanceTypes", lambda: _instance_type(facts, reader))
+        run("instance type", "ec2:DescribeInstanceTypes", lambda: _instance_types(facts, reader))
         run("vCPU quota", "servicequotas:GetServiceQuota", lambda: _quota(facts, reader))
         if facts.reservation_id:
             run(
@@ -426,10 +440,13 @@ def run_preflight(facts: StackFacts, reader: AccountReader) -> list[Check]:
 
 def _offerings(facts: StackFacts, reader: AccountReader, gpu_az: str, router_az: str) -> list[Check]:
     out: list[Check] = []
-    for role, t in (("GPU nodes", facts.gpu_type), ("router", facts.router_type)):
+    roles = [("GPU nodes", t) for t, _ in facts.gpu_types()] + [("router", facts.router_type)]
+    for role, t in roles:
         az = gpu_az if role == "GPU nodes" else router_az
         azs = reader.offered_azs(t.name)
         name = "instance offering" if role == "GPU nodes" else "router offering"
+        if role == "GPU nodes" and t.name != facts.gpu_type.name:
+            name = f"instance offering ({t.name})"
         if not azs:
             out.append(Check(name, "fail", f"{facts.region} offers {t.name} in no AZ; pick another region"))
         elif not az:
@@ -450,8 +467,18 @@ def _offerings(facts: StackFacts, reader: AccountReader, gpu_az: str, router_az:
     return out
 
 
-def _instance_type(facts: StackFacts, reader: AccountReader) -> Check:
-    t = facts.gpu_type
+def _instance_types(facts: StackFacts, reader: AccountReader) -> list[Check]:
+    """One ``instance type`` row per GPU type of the stack."""
+    out: list[Check] = []
+    for t, _ in facts.gpu_types():
+        c = _instance_type(facts, reader, t)
+        name = c.name if t.name == facts.gpu_type.name else f"instance type ({t.name})"
+        out.append(Check(name, c.status, c.detail))
+    return out
+
+
+def _instance_type(facts: StackFacts, reader: AccountReader, t: InstanceType | None = None) -> Check:
+    t = t or facts.gpu_type
     info = reader.instance_type(t.name)
     if not info:
         raise AwsError(f"DescribeInstanceTypes knows no {t.name} in {facts.region}")
@@ -492,7 +519,12 @@ def _quota(facts: StackFacts, reader: AccountReader) -> Check:
     quota = reader.vcpu_quota(code)
     if quota is None:
         return Check("vCPU quota", "warn", f"{code} ({title}) could not be read; not checked")
-    need = facts.gpu_nodes * t.vcpus
+    # The quota is per family group ("Running On-Demand P instances"): every GPU type of the
+    # stack in that group counts with its own vCPUs (a PD stack's pools may differ).
+    counted = [(x, n) for x, n in facts.gpu_types() if x.name[0] in QUOTA_FAMILIES[family]]
+    need = sum(n * x.vcpus for x, n in counted)
+    terms = " + ".join(f"{n} x {x.name} x {x.vcpus} vCPUs" for x, n in counted)
+    short = " + ".join(f"{n} x {x.vcpus}" for x, n in counted)
     used = reader.running_vcpus(family)
     free = quota - used
     what = f"{code} ({title}) is {quota:.0f} vCPUs, {used} in use"
@@ -501,17 +533,17 @@ def _quota(facts: StackFacts, reader: AccountReader) -> Check:
             return Check(
                 "vCPU quota",
                 "warn",
-                f"{what}; the stack needs {need} ({facts.gpu_nodes} x {t.vcpus}) and a Capacity Block is set: "
+                f"{what}; the stack needs {need} ({short}) and a Capacity Block is set: "
                 "check the block's own limits in the EC2 console",
             )
         return Check(
             "vCPU quota",
             "fail",
-            f"{what}: {need} more needed ({facts.gpu_nodes} x {t.name} x {t.vcpus} vCPUs), {free:.0f} free; "
+            f"{what}: {need} more needed ({terms}), {free:.0f} free; "
             f"request an increase: aws service-quotas request-service-quota-increase --service-code ec2 "
             f"--quota-code {code} --desired-value {used + need} --region {facts.region}",
         )
-    return Check("vCPU quota", "pass", f"{what}; the stack needs {need} ({facts.gpu_nodes} x {t.vcpus})")
+    return Check("vCPU quota", "pass", f"{what}; the stack needs {need} ({short})")
 
 
 def _reservation(facts: StackFacts, reader: AccountReader, az: str) -> Check:

@@ -1,0 +1,27 @@
+"""``preflight`` for a PD stack whose pools run on different instance types
+(``decode_instance_type``): every GPU type is checked and the P quota counts each node's own
+vCPUs (moto for offerings/types/SSM; the quota through the seam, as in test_preflight.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from infra.ops.preflight import run_preflight, stack_facts
+from tests.ops.test_preflight import Reader, aws, by_name, publish_dlami, stack_with
+
+__all__ = ["aws"]  # the fixture, used by name
+
+
+def test_each_pool_type_counts_in_the_quota_and_is_offered(aws: None, tmp_path: Path) -> None:
+    publish_dlami()
+    facts = stack_facts(stack_with(tmp_path, "pd-disagg", decode_instance_type="p4d.24xlarge"))
+    checks = run_preflight(facts, Reader(quotas={"L-417A185B": 300.0}))
+    quota = by_name(checks)["vCPU quota"]
+    # 1 x p5.48xlarge (192 vCPUs) prefill + 1 x p4d.24xlarge (96 vCPUs) decode = 288 <= 300.
+    assert quota.status == "pass", quota.detail
+    assert "needs 288" in quota.detail
+    offered = [c for c in checks if c.name.startswith("instance offering")]
+    assert any("p4d.24xlarge" in c.detail for c in offered), offered
+    assert any("p5.48xlarge" in c.detail for c in offered), offered
+    types = [c for c in checks if c.name.startswith("instance type")]
+    assert any("p4d.24xlarge" in c.detail for c in types), types
