@@ -312,6 +312,11 @@ class StackFacts:
     pools may differ: ``prefill_instance_type``/``decode_instance_type``); empty = all
     ``gpu_nodes`` are ``gpu_type``."""
 
+    backend: str = "ec2"
+    """``backend``: ``slurm`` boots ParallelCluster's own AMI and puts the router on the head
+    node (``router_type`` is then the head node's type)."""
+    slurm_version: str = ""
+
     def gpu_types(self) -> tuple[tuple[InstanceType, int], ...]:
         """:attr:`gpu_node_types`, or ``((gpu_type, gpu_nodes),)``."""
         return self.gpu_node_types or ((self.gpu_type, self.gpu_nodes),)
@@ -339,6 +344,14 @@ def stack_facts(stack_or_file: str) -> StackFacts:
     from infra.planning.catalog import lookup
 
     counts = Counter(node.instance_type or plan.node_type.name for node in plan.layout.nodes)
+    router_type = spec.router_type
+    slurm_version = ""
+    if spec.backend == "slurm":
+        from infra.planning.slurm import PCLUSTER_VERSION
+
+        slurm_version = PCLUSTER_VERSION
+        if spec.slurm_router == "head_node":
+            router_type = lookup(spec.slurm_head_instance_type)
     return StackFacts(
         stack=name,
         region=region,
@@ -346,7 +359,7 @@ def stack_facts(stack_or_file: str) -> StackFacts:
         subnet_id=spec.subnet_id,
         router_subnet_id=spec.router_subnet_id,
         gpu_type=spec.node_type,
-        router_type=spec.router_type,
+        router_type=router_type,
         gpu_nodes=len(plan.layout.nodes),
         ami_id=spec.ami_id,
         dlami_parameter=DLAMI_SSM_PARAMETER,
@@ -358,6 +371,8 @@ def stack_facts(stack_or_file: str) -> StackFacts:
         # The https helper adds this key; read it optionally so preflight works before and after.
         certificate_arn=str(getattr(spec, "certificate_arn", "") or ""),
         gpu_node_types=tuple((lookup(t), n) for t, n in sorted(counts.items())),
+        backend=spec.backend,
+        slurm_version=slurm_version,
     )
 
 
@@ -582,6 +597,15 @@ def _reservation(facts: StackFacts, reader: AccountReader, az: str) -> Check:
 
 
 def _ami(facts: StackFacts, reader: AccountReader) -> Check:
+    if facts.backend == "slurm":
+        # ParallelCluster launches its official AMI of the pinned release (Image.Os); its own
+        # validators check it when the cluster is created. The DLAMI is not used there.
+        return Check(
+            "AMI",
+            "pass",
+            f"backend slurm: ParallelCluster {facts.slurm_version} boots its own official AMI "
+            "(not checked here: ParallelCluster's validators check it at cluster creation); no DLAMI needed",
+        )
     if facts.ami_id:
         if reader.image_exists(facts.ami_id):
             return Check("AMI", "pass", f"ami_id {facts.ami_id} exists in {facts.region}")

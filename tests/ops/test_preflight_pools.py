@@ -25,3 +25,13 @@ def test_each_pool_type_counts_in_the_quota_and_is_offered(aws: None, tmp_path: 
     assert any("p5.48xlarge" in c.detail for c in offered), offered
     types = [c for c in checks if c.name.startswith("instance type")]
     assert any("p4d.24xlarge" in c.detail for c in types), types
+
+
+def test_slurm_stack_checks_the_head_node_and_not_the_dlami(aws: None) -> None:
+    """ParallelCluster boots its own official AMI (``Image.Os``), not the DLAMI: a region
+    without the DLAMI parameter is no failure there; the head node's type is what launches
+    next to the GPU nodes (the router runs on it with ``slurm_router: head_node``)."""
+    facts = stack_facts("slurm-tp16")  # no DLAMI published in moto
+    checks = by_name(run_preflight(facts, Reader()))
+    assert checks["AMI"].status != "fail" and "ParallelCluster" in checks["AMI"].detail
+    assert "c7i.2xlarge" in checks["router offering"].detail
