@@ -29,7 +29,17 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         return _err(f"invalid stack config: {e}")
     except (FileNotFoundError, ValueError) as e:
         return _err(str(e))
-    checks = run_preflight(facts, Boto3Reader(facts.region))
+    from botocore.exceptions import BotoCoreError
+
+    from infra.ops.preflight import aws_error_line
+    from infra.ops.report import Check
+
+    try:
+        reader = Boto3Reader(facts.region)
+    except BotoCoreError as e:  # ProfileNotFound is raised when the session is made
+        checks = [Check("credentials", "fail", aws_error_line(e, "boto3.session.Session"))]
+    else:
+        checks = run_preflight(facts, reader)
     render_checks(f"preflight {facts.stack} ({facts.region})", checks)
     return exit_code(checks)
 

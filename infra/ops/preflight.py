@@ -74,8 +74,11 @@ def aws_error_line(err: BaseException, action: str) -> str:
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
+        ProfileNotFound,
     )
 
+    if isinstance(err, ProfileNotFound):
+        return f"{err}: check AWS_PROFILE and ~/.aws/config (`aws configure list-profiles`)"
     if isinstance(err, NoCredentialsError | PartialCredentialsError):
         return "no AWS credentials: set AWS_PROFILE, run `aws configure` or `aws sso login`"
     if isinstance(err, NoRegionError):
@@ -393,11 +396,16 @@ def run_preflight(facts: StackFacts, reader: AccountReader) -> list[Check]:
     checks: list[Check] = []
 
     def run(name: str, action: str, fn: Callable[[], Check | list[Check] | None]) -> None:
-        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+        from botocore.exceptions import (
+            NoCredentialsError,
+            NoRegionError,
+            PartialCredentialsError,
+            ProfileNotFound,
+        )
 
         try:
             got = fn()
-        except (NoCredentialsError, PartialCredentialsError) as e:
+        except (NoCredentialsError, PartialCredentialsError, ProfileNotFound, NoRegionError) as e:
             checks.append(Check(name, "fail", aws_error_line(e, action)))
             raise _NoCredentialsAbortError from None
         except AwsError as e:

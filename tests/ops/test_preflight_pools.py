@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from infra.cli import main
 from infra.ops.preflight import run_preflight, stack_facts
 from tests.ops.test_preflight import Reader, aws, by_name, publish_dlami, stack_with
 
@@ -35,3 +38,19 @@ def test_slurm_stack_checks_the_head_node_and_not_the_dlami(aws: None) -> None:
     checks = by_name(run_preflight(facts, Reader()))
     assert checks["AMI"].status != "fail" and "ParallelCluster" in checks["AMI"].detail
     assert "c7i.2xlarge" in checks["router offering"].detail
+
+
+def test_unknown_aws_profile_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """botocore raises ProfileNotFound when the session is made (before any call): one clear
+    line and exit 1, never a traceback."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    code = main(["preflight", "dev"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in captured.out + captured.err
+    line = next(ln for ln in captured.out.splitlines() if "credentials" in ln)
+    assert "FAIL" in line and "no-such-profile" in captured.out
