@@ -17,6 +17,31 @@ def _err(msg: str) -> int:
     return EXIT_USAGE
 
 
+def _given_key(args: argparse.Namespace) -> str:
+    """The key of ``--api-key-file`` (``-`` = stdin, first line) or ``--api-key``. The latter
+    sits in this process's argv, which every local user can read (``ps``, ``/proc/PID/cmdline``):
+    a warning says so once; the key itself is never printed."""
+    if getattr(args, "_key", None) is not None:
+        return str(args._key)
+    key = ""
+    path = getattr(args, "api_key_file", "") or ""
+    if path:
+        try:
+            text = sys.stdin.readline() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise SystemExit(_err(f"--api-key-file: {e.strerror or e}: {path}")) from None
+        key = (text.splitlines() or [""])[0].strip()
+    elif getattr(args, "api_key", None):
+        key = str(args.api_key)
+        print(
+            "warning: --api-key is visible in the process list (ps); prefer $SGLANG_API_KEY or "
+            "--api-key-file",
+            file=sys.stderr,
+        )
+    args._key = key
+    return key
+
+
 def cmd_preflight(args: argparse.Namespace) -> int:
     """``preflight STACK_OR_FILE``: the table of account checks; exit 0/1/2."""
     from infra.ops.preflight import Boto3Reader, run_preflight, stack_facts
@@ -70,7 +95,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         return _err(str(e))
     target = Target(
         url,
-        api_key(args.stack, args.api_key),
+        api_key(args.stack, _given_key(args)),
         args.model or str(outputs.get("served_model_name") or ""),
         args.timeout,
     )
@@ -124,7 +149,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
     target = WaitTarget(
         router_url=url,
         servers=servers,
-        api_key=api_key(args.stack, args.api_key),
+        api_key=api_key(args.stack, _given_key(args)),
         region=str(doc.get("region") or ""),
         log_group=str(outputs.get("log_group") or ""),
         instance_ids={
@@ -179,7 +204,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 first = (servers_from({}, outputs) or [None])[0]
                 head = nodes.get(first.head_node if first else "server-g0-r0") or {}
                 server0 = first.url if first else "http://127.0.0.1:30000"
-                keyed = server0 if api_key(args.stack, args.api_key) else ""
+                keyed = server0 if api_key(args.stack, _given_key(args)) else ""
                 lines = head_node_hint(
                     runs,
                     url,
@@ -202,7 +227,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 args.tokenizer or "",
                 results_dir,
                 args.python,
-                api_key(args.stack, args.api_key),
+                api_key(args.stack, _given_key(args)),
             )
         results = load_results(results_dir)
     except (BenchError, OpsError, ValueError) as e:
@@ -227,7 +252,11 @@ def add_ops_commands(sub: Any) -> None:
         q.add_argument(
             "--api-key",
             help="router API key (default: $SGLANG_API_KEY, $OPENAI_API_KEY, "
-            "or `pulumi config get router_api_key`)",
+            "or `pulumi config get router_api_key`); visible in the process list, prefer "
+            "--api-key-file or $SGLANG_API_KEY",
+        )
+        q.add_argument(
+            "--api-key-file", default="", help="file whose first line is the router API key (- = stdin)"
         )
 
     w = sub.add_parser("wait", help="wait until the router and every rank 0 serve")

@@ -95,3 +95,29 @@ def test_wait_on_a_slurm_stack_points_at_the_head_node_and_the_job(
     assert f"head node: aws ssm send-command --instance-ids {head}" in out
     assert outputs["squeue_command"] in out.replace("\n", "")
     assert "INSTANCE_ID " not in out.split("then:")[0]
+
+
+def test_api_key_from_a_file_and_a_warning_for_argv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--api-key`` lands in the process list; ``--api-key-file`` keeps it out, and the key is
+    never printed either way."""
+    from tests.ops.openai_standin import StandIn
+
+    key = "sk-file-key-0123456789"
+    monkeypatch.delenv("SGLANG_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (tmp_path / "key").write_text(key + "\n")
+    s = StandIn(api_key=key).start()
+    try:
+        assert (
+            main(["smoke", "--url", s.url, "--timeout", "10", "--api-key-file", str(tmp_path / "key")]) == 0
+        )
+        from_file = capsys.readouterr()
+        assert main(["smoke", "--url", s.url, "--timeout", "10", "--api-key", key]) == 0
+        from_argv = capsys.readouterr()
+    finally:
+        s.stop()
+    assert "warning" not in from_file.err
+    assert "--api-key is visible in the process list" in from_argv.err
+    assert key not in from_file.out + from_file.err + from_argv.out + from_argv.err
