@@ -121,6 +121,8 @@ class RecordedResource:
     secret_values: list[str] = field(default_factory=list)
     custom_timeouts: dict[str, str] = field(default_factory=dict)
     """``create``/``update``/``delete`` custom timeouts the program set (``"150m"``), if any."""
+    delete_before_replace: bool = False
+    """The program asked the engine to delete the old resource before creating its replacement."""
 
 
 class _RecordingMonitor(MockMonitor):
@@ -158,6 +160,7 @@ class _RecordingMonitor(MockMonitor):
                     for k in ("create", "update", "delete")
                     if (v := getattr(request.customTimeouts, k, ""))
                 },
+                delete_before_replace=bool(request.deleteBeforeReplace),
             )
         return resp
 

@@ -48,7 +48,7 @@ def slurm_document(run: Any) -> dict[str, Any]:
         "provider_template_url": slurm.provider_template_url(plan.region),
         "provider_capabilities": list(slurm.PROVIDER_CAPABILITIES),
         "cluster_config": slurm.config_yaml(slurm.cluster_config(plan, res, image)),
-        "job_script": slurm.job_script(plan.spec, plan),
+        "job_script": slurm.job_script(plan.spec, plan, image),
         "cloudformation_template": stack.inputs["templateBody"],
         "template_parameters": {k: v for k, v in params.items() if k != "ServiceToken"},
     }

@@ -11,6 +11,7 @@
 #                                (transformers, ...) on the CPU build of torch
 #   .tools/pcluster-venv/  aws-parallelcluster 3.16.1 (its cluster-config schema, SLURM backend)
 #   .tools/cfn-lint-venv/  cfn-lint (the SLURM backend's CloudFormation template)
+#   slurmctld, slurmd, slurm-client  Debian's Slurm (apt, system-wide) for the job rehearsal
 # TOOLS_DIR overrides where they go (default .tools/ of this checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -103,4 +104,21 @@ if [ ! -f "${tools}/cfn-lint-venv/.done" ]; then
   "${tools}/cfn-lint-venv/bin/pip" install "${pipq[@]}" -r tools/requirements-cfn-lint.txt
   touch "${tools}/cfn-lint-venv/.done"
 fi
+# --- Slurm (the job rehearsal, tests/conformance/test_slurm_job.py): Debian's slurmctld, slurmd
+# and client commands, run by the test itself (auth/none, daemons in the foreground) -----------
+install_slurm() {
+  local t
+  for t in slurmctld slurmd sbatch srun scontrol squeue sinfo scancel; do
+    command -v "${t}" >/dev/null || break
+  done
+  command -v "${t}" >/dev/null && return 0
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get -qq update
+  # Without a running init, the packages' postinst cannot start the daemons; the test starts its
+  # own, so a refused start is fine (policy-rc.d, or no systemd).
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
+    slurmctld slurmd slurm-client
+}
+install_slurm
 echo "conformance tools ready in ${tools}"

@@ -182,7 +182,11 @@ class Endpoint(pulumi.ComponentResource):
             default_actions=[
                 aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=self.target_group.arn)
             ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=client_rules),
+            # An ALB target group belongs to one load balancer at most ("Load balancers per
+            # target group: 1", ALB quotas): when the load balancer is replaced (``internal``
+            # changes between https and private), the old listener must go before the new one
+            # takes the same target group, else TargetGroupAssociationLimit.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=client_rules, delete_before_replace=True),
         )
         self.attachment = aws.lb.TargetGroupAttachment(
             f"{name}-router-target",

@@ -118,14 +118,14 @@ class SlurmCluster(pulumi.ComponentResource):
                     opts=child,
                 )
             )
-        # LEAD HOOK: the job script text comes from slurm.job_script (render_job_script of the
-        # slurm-job part once merged); the head node's action downloads and submits it.
+        # The job script (infra/planning/slurm_job.py) with the image the nodes really pull
+        # (the ECR URI in mirror/build modes); the head node's action downloads and submits it.
         objects.append(
             aws.s3.BucketObjectv2(
                 f"{name}-job-script",
                 bucket=bucket.id,
                 key=slurm.JOB_SCRIPT_KEY,
-                content=slurm.job_script(plan.spec, plan),
+                content=image.image_ref.apply(lambda ref: slurm.job_script(plan.spec, plan, ref)),
                 content_type="text/x-shellscript",
                 opts=child,
             )

@@ -71,6 +71,14 @@ SSH_CLOSED_CIDR = "127.0.0.1/32"
 """``HeadNode.Ssh.AllowedIps``: loopback only, so the SSH rule ParallelCluster writes into the
 head node's security group admits no one."""
 
+SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+"""Session Manager for every node role. ParallelCluster 3.16.1 attaches only
+``AdditionalIamPolicies`` and CloudWatchAgentServerPolicy to the roles it creates
+(``_add_node_role`` in ``pcluster/templates/cdk_builder_utils.py``); its provider Lambda may
+attach this AWS managed policy (``IamPolicy`` statement of
+``cloudformation/policies/parallelcluster-policies.yaml``). SSH stays closed
+(:data:`SSH_CLOSED_CIDR`), so without it nobody reaches the head node."""
+
 HEAD_ROOT_VOLUME_GIB = 100
 """Head node root volume: Slurm, the router's virtual environment and logs (no image, no weights)."""
 
@@ -241,10 +249,17 @@ def router_host(plan: ClusterPlan) -> str:
 
 def _placement(plan: ClusterPlan) -> dict[str, Any] | None:
     """``Networking.PlacementGroup`` of the queue, or ``None``: a reserved queue (ODCR or
-    Capacity Block) takes no placement group (``infra.spec.backend.check`` refuses the pair)."""
+    Capacity Block) takes no placement group (``infra.spec.backend.check`` refuses the pair).
+
+    An On-Demand Capacity Reservation with EFA says ``Enabled: false`` explicitly:
+    ParallelCluster's ``EfaPlacementGroupValidator`` (3.16.1, ``cluster_validators.py``) makes
+    an EFA compute resource with no placement group key an ERROR at create time ("must be
+    explicit ... add 'Enabled: false'"), and only a Capacity Block is exempt."""
     cap = plan.capacity
-    if cap.reservation_id:
+    if cap.kind == "capacity-block":
         return None
+    if cap.reservation_id:
+        return {"Enabled": False} if plan.node_type.has_efa else None
     if cap.placement == "created":
         return {"Enabled": True}
     if cap.placement == "existing":
@@ -270,7 +285,10 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
       reservation is targeted by ``CapacityReservationTarget``.
     - ``SharedStorage``: the stack's FSx for Lustre at ``/fsx`` (when the stack has a store).
     - ``Iam``: the stack's customer-managed node policy (the EC2 backend's GPU-node
-      statements) and read access to the custom-action objects, on head and GPU nodes.
+      statements), AmazonSSMManagedInstanceCore (Session Manager, :data:`SSM_CORE_POLICY`) and
+      read access to the custom-action objects, on head and GPU nodes.
+    - ``Monitoring``: CloudWatch logs deleted with the cluster (ParallelCluster retains them
+      by default).
     - ``CustomActions``: scripts uploaded by the stack, arguments as data.
 
     Args:
@@ -288,7 +306,10 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
     spec = plan.spec
     cap = plan.capacity
     s3_access = [{"BucketName": res.actions_bucket, "EnableWriteAccess": False}]
-    iam = {"AdditionalIamPolicies": [{"Policy": res.node_policy_arn}], "S3Access": s3_access}
+    iam = {
+        "AdditionalIamPolicies": [{"Policy": res.node_policy_arn}, {"Policy": SSM_CORE_POLICY}],
+        "S3Access": s3_access,
+    }
     head_sgs = [res.node_sg_id, res.router_sg_id]
     head_actions = [
         {
@@ -366,7 +387,17 @@ def cluster_config(plan: ClusterPlan, res: SlurmResources, image: str) -> dict[s
             },
             "SlurmQueues": queues,
         },
-        "Monitoring": {"Logs": {"CloudWatch": {"Enabled": True, "RetentionInDays": spec.log_retention_days}}},
+        # DeletionPolicy Delete: ParallelCluster keeps the cluster's log group by default
+        # (Retain), which would outlive `pulumi destroy`.
+        "Monitoring": {
+            "Logs": {
+                "CloudWatch": {
+                    "Enabled": True,
+                    "RetentionInDays": spec.log_retention_days,
+                    "DeletionPolicy": "Delete",
+                }
+            }
+        },
     }
     if plan.uses_model_store:
         config["SharedStorage"] = [
@@ -517,29 +548,26 @@ def slurm_nodes(plan: ClusterPlan) -> list[SlurmNode]:
     return out
 
 
-PLACEHOLDER_JOB_SCRIPT = (
-    "#!/bin/bash\n"
-    "# LEAD HOOK: the serving job script is rendered by infra.planning.slurm_job.render_job_script\n"
-    "# (slurm-job part of issue 7); this placeholder refuses to run until it is wired.\n"
-    'echo "sglang: the serving job script is not wired into this build" >&2\n'
-    "exit 1\n"
-)
-
-
-def job_script(spec: StackSpec, plan: ClusterPlan) -> str:
+def job_script(spec: StackSpec, plan: ClusterPlan, image: str | None = None) -> str:
     """The exact text of the serving job script (``slurm.job_script`` of the plan, and the
     content of the S3 object the head node submits).
 
-    LEAD HOOK: ``infra.planning.slurm_job.render_job_script(spec, plan)`` (the ``slurm-job``
-    helper's module) renders it; until that module is merged, a placeholder that exits 1 (a
-    job that fails visibly in ``sacct``, never one that serves wrongly).
+    Args:
+        spec: the stack spec (``plan.spec``).
+        plan: the cluster plan.
+        image: the image reference the nodes run (the ECR URI in the mirror and build modes, a
+            Pulumi output at deploy time); ``None`` = ``spec.image`` (the plan shows that).
+
+    Returns:
+        :func:`infra.planning.slurm_job.render_job_script` for the GPU queue (:data:`QUEUE`)
+        and the job name the outputs' ``squeue`` command looks for (:func:`job_name`).
     """
-    try:
-        from infra.planning import slurm_job  # type: ignore[attr-defined]  # merged by the lead
-    except ImportError:
-        return PLACEHOLDER_JOB_SCRIPT
-    text: str = slurm_job.render_job_script(spec, plan)
-    return text
+    from dataclasses import replace
+
+    from infra.planning import slurm_job
+
+    settings = replace(slurm_job.settings_from_spec(spec, partition=QUEUE), job_name=job_name(plan.stack))
+    return slurm_job.render_job_script(spec, plan, settings, image=image)
 
 
 def check_slurm(plan: ClusterPlan) -> None:

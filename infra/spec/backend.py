@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from infra.planning import catalog
 from infra.spec.base import Keys, SpecError, qualified
@@ -32,17 +32,28 @@ class BackendKeys(Keys):
         description="backend slurm: EC2 instance type of the ParallelCluster head node "
         "(slurmctld, and the router when slurm_router is head_node).",
     )
-    slurm_container_runtime: Literal["pyxis", "docker"] = Field(
-        "pyxis",
-        description="backend slurm: how the job starts the serving container: pyxis (srun "
-        "--container-image through Pyxis/Enroot, shipped in ParallelCluster's AMIs and enabled "
-        "by the stack's custom actions) or docker (installed by the custom action).",
+    slurm_container_runtime: Literal["docker", "pyxis"] = Field(
+        "docker",
+        description="backend slurm: how the serving job starts its containers. docker: docker run "
+        "with the EC2 nodes' flags (devices, EFA/NCCL env), only the job's containers removed at "
+        "its end (installed by the custom action); pyxis: srun --container-image (Pyxis/Enroot, "
+        "off by default in ParallelCluster since 3.11.1, enabled by the cluster's custom action).",
     )
     slurm_router: Literal["head_node", "own_node"] = Field(
         "head_node",
         description="backend slurm: where the router runs: on the head node, or on its own "
         "static node (router_instance_type) in a second Slurm queue named router.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _slurm_gateway_default(cls, data: object) -> object:
+        # The SLURM job registers its workers through sglang-router's POST /workers (the path
+        # tested under a real Slurm), so that is the gateway a SLURM stack gets unless it names
+        # one (then check() refuses smg with the key named).
+        if isinstance(data, dict) and data.get("backend") == "slurm" and "gateway" not in data:
+            return {**data, "gateway": "sglang-router"}
+        return data
 
     @field_validator("slurm_head_instance_type")
     @classmethod
@@ -98,6 +109,19 @@ def check(spec: StackSpec) -> None:
             qualified("ami_id"),
             "is not used by the SLURM backend: ParallelCluster runs its official "
             "ubuntu2204 AMI of the pinned release (leave ami_id empty)",
+        )
+    if spec.gateway != "sglang-router":
+        raise SpecError(
+            qualified("gateway"),
+            f"{spec.gateway} is not offered with backend: slurm yet: the serving job registers its "
+            "rank-0 URLs through sglang-router 0.3.2's POST /workers (tested under a real Slurm); "
+            "set gateway: sglang-router",
+        )
+    if spec.pd_disaggregation:
+        raise SpecError(
+            qualified("pd_disaggregation"),
+            "prefill/decode pools are not offered with backend: slurm yet (the job runs one "
+            "pool); use backend: ec2 for pd-disagg layouts",
         )
     if spec.endpoint != "http":
         raise SpecError(

@@ -31,7 +31,8 @@ class RouterKeys(Keys):
         "smg",
         description="Gateway in front of the servers: smg (the maintained successor, `smg "
         "launch`, workers discovered from a file it rereads) or sglang-router (0.3.2, the last "
-        "release, with the sglang-router-sync re-adder).",
+        "release, with the sglang-router-sync re-adder). backend slurm: sglang-router (the "
+        "default there; its job registers workers through POST /workers).",
     )
     router_policy: GatewayPolicy = Field(
         "cache_aware",

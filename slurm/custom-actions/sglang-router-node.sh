@@ -38,8 +38,18 @@ retry() {
 }
 
 install -d -m 0755 "$state" "$(dirname "$unit")"
-if [ ! -x "${state}/router-venv/bin/python3" ]; then
-  python3 -m venv "${state}/router-venv"
+# ParallelCluster's ubuntu2204 AMI has python3 and python3-pip but not python3-venv, which holds
+# ensurepip on Ubuntu: `python3 -m venv` then leaves bin/python3 without pip and exits 1. A venv
+# without bin/pip (that failure, or a run cut short) is rebuilt.
+if [ ! -x "${state}/router-venv/bin/python3" ] || [ ! -e "${state}/router-venv/bin/pip" ]; then
+  rm -rf "${state}/router-venv"
+  if ! python3 -m venv "${state}/router-venv"; then
+    log "python3 -m venv failed: installing python3-venv"
+    rm -rf "${state}/router-venv"
+    retry apt-get -qq update
+    retry env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y python3-venv
+    python3 -m venv "${state}/router-venv"
+  fi
 fi
 if ! "${state}/router-venv/bin/python3" -m pip show --quiet "sglang-router==${version}" >/dev/null 2>&1; then
   retry "${state}/router-venv/bin/python3" -m pip install --quiet "sglang-router==${version}"

@@ -267,6 +267,7 @@ def _router_node(tmp_path: Path) -> Node:
 if [ "$1 $2" = "-m venv" ]; then
   mkdir -p "$3/bin"
   cp "$0" "$3/bin/python3"
+  cp "$0" "$3/bin/pip"
   exit 0
 fi
 if [ "$1 $2 $3" = "-m pip show" ]; then

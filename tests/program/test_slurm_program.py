@@ -154,7 +154,7 @@ def test_node_policy_is_the_ec2_backends_and_attachable_by_parallelcluster(stack
     arn = cluster(r).inputs["parameters"]["NodePolicyArn"]
     assert arn.startswith(f"arn:aws:iam::{FAKE_ACCOUNT}:policy/parallelcluster/")
     for iam in [config["HeadNode"]["Iam"], *(q["Iam"] for q in config["Scheduling"]["SlurmQueues"])]:
-        assert iam["AdditionalIamPolicies"] == [{"Policy": arn}]
+        assert iam["AdditionalIamPolicies"] == [{"Policy": arn}, {"Policy": slurm.SSM_CORE_POLICY}]
 
 
 @pytest.mark.parametrize("stack", SLURM_STACKS)

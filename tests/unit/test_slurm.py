@@ -66,7 +66,9 @@ def test_capacity_block_takes_no_placement_group() -> None:
 def test_odcr_takes_no_placement_group() -> None:
     q = gpu_queue(config_of(capacity_reservation_id="cr-0123456789abcdef0"))
     assert q["CapacityType"] == "ONDEMAND"
-    assert "PlacementGroup" not in q["Networking"]
+    # Explicitly off: ParallelCluster's EfaPlacementGroupValidator refuses an implicit choice
+    # on an EFA queue (tests/conformance/test_pcluster_validators.py runs the validator).
+    assert q["Networking"]["PlacementGroup"] == {"Enabled": False}
     assert (
         q["ComputeResources"][0]["CapacityReservationTarget"]["CapacityReservationId"]
         == "cr-0123456789abcdef0"
@@ -92,6 +94,8 @@ def test_odcr_takes_no_placement_group() -> None:
             "endpoint",
         ),
         ({"endpoint": "private"}, "endpoint"),
+        ({"pd_disaggregation": True}, "pd_disaggregation"),
+        ({"gateway": "smg"}, "gateway"),
     ],
 )
 def test_spec_refusals_name_the_key(overrides: dict[str, Any], key: str) -> None:
@@ -104,7 +108,7 @@ def test_spec_refusals_name_the_key(overrides: dict[str, Any], key: str) -> None
 @pytest.mark.parametrize("key", ["slurm_container_runtime", "slurm_router", "slurm_head_instance_type"])
 def test_slurm_keys_are_refused_on_ec2(key: str) -> None:
     value = {
-        "slurm_container_runtime": "docker",
+        "slurm_container_runtime": "pyxis",
         "slurm_router": "own_node",
         "slurm_head_instance_type": "c7i.xlarge",
     }
@@ -220,3 +224,27 @@ def test_head_node_ssh_is_closed() -> None:
     head = config_of()["HeadNode"]
     assert head["Ssh"] == {"AllowedIps": "127.0.0.1/32"}
     assert "KeyName" not in head["Ssh"]
+
+
+@pytest.mark.parametrize("router", ["head_node", "own_node"])
+def test_every_node_role_gets_session_manager(router: str) -> None:
+    """ParallelCluster 3.16.1 gives a node role only ``AdditionalIamPolicies`` and
+    CloudWatchAgentServerPolicy (``_add_node_role`` in ``pcluster/templates/cdk_builder_utils.py``):
+    without AmazonSSMManagedInstanceCore the head node never registers with Systems Manager,
+    and with SSH closed the ``squeue_command`` output and every operator session fail."""
+    config = config_of(slurm_router=router)
+    blocks = [config["HeadNode"]["Iam"], *(q["Iam"] for q in config["Scheduling"]["SlurmQueues"])]
+    assert len(blocks) == (3 if router == "own_node" else 2)
+    for iam in blocks:
+        assert iam["AdditionalIamPolicies"] == [
+            {"Policy": IDS.node_policy_arn},
+            {"Policy": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"},
+        ]
+
+
+def test_cluster_log_groups_are_deleted_with_the_cluster() -> None:
+    """ParallelCluster keeps the cluster's CloudWatch log group after the cluster is deleted
+    unless told otherwise (``CloudWatchLogs.deletion_policy`` defaults to ``Retain`` in
+    3.16.1 ``pcluster/config/cluster_config.py``): ``pulumi destroy`` must remove it."""
+    logs = config_of()["Monitoring"]["Logs"]["CloudWatch"]
+    assert logs["Enabled"] is True and logs["DeletionPolicy"] == "Delete"
