@@ -590,12 +590,27 @@ def _reservation(facts: StackFacts, reader: AccountReader, az: str) -> Check:
         problems.append(f"{room} instance(s) available, the stack needs {facts.gpu_nodes}")
     if facts.capacity_block and cr.get("ReservationType") not in (None, "capacity-block"):
         problems.append(f"it is a {cr.get('ReservationType')} reservation, not a Capacity Block")
+    platform = cr.get("InstancePlatform")
+    if platform not in (None, "Linux/UNIX"):
+        # The nodes boot Ubuntu (Linux/UNIX); an instance cannot use a reservation of another
+        # platform (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/capacity-blocks-launch.html).
+        problems.append(f"its platform is {platform}, the nodes run Linux/UNIX")
     pg_arn = str(cr.get("PlacementGroupArn", ""))
     if facts.placement_group_name and not pg_arn.endswith(f"placement-group/{facts.placement_group_name}"):
         problems.append(f"it is not in placement group {facts.placement_group_name} ({pg_arn or 'none'})")
     if problems:
         return Check("capacity reservation", "fail", f"{kind} {rid}: " + "; ".join(problems))
     end = cr.get("EndDate")
+    if state == "scheduled":
+        # A Capacity Block takes instances from its start date on; before it, the GPU nodes'
+        # launch fails while the rest of the stack (image build, FSx, ...) is already billed.
+        return Check(
+            "capacity reservation",
+            "warn",
+            f"{kind} {rid}: scheduled, {cr.get('InstanceType')} in {cr.get('AvailabilityZone')}, "
+            f"{room} instance(s); it starts {cr.get('StartDate') or '(start date unknown)'}: run "
+            "pulumi up after that (the GPU nodes cannot launch into it before)",
+        )
     return Check(
         "capacity reservation",
         "pass",
