@@ -174,6 +174,24 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def _served_model(url: str, key: str) -> str:
+    """The first id of the router's ``GET /v1/models``.
+
+    Raises:
+        ValueError: no reply or no model listed (then ``--model`` is needed).
+    """
+    from infra.ops import http
+
+    reply = http.request("GET", url + "/v1/models", None, key, 30.0)
+    try:
+        ids = [m.get("id") for m in reply.json().get("data", []) if isinstance(m, dict)]
+    except (ValueError, AttributeError):
+        ids = []
+    if reply.status != 200 or not ids or not ids[0]:
+        raise ValueError(f"cannot read the served model from {url}/v1/models ({reply.brief()}): pass --model")
+    return str(ids[0])
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """``bench``: run the matrix (or ``--results DIR``), table and plots; exit 0/1/2."""
     from infra.ops.bench import (
@@ -196,6 +214,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             runs = matrix([t.strip() for t in args.type.split(",") if t.strip()], args.sharegpt or "")
             url, outputs = _resolve_url(args)
             model = args.model or str(outputs.get("served_model_name") or "")
+            if not model:
+                # The model goes into every /generate body (smg refuses one without it): ask
+                # the router which one it serves.
+                model = _served_model(url, api_key(args.stack, _given_key(args)))
             if args.dry_run or not module_available(args.python):
                 from infra.ops.wait import servers_from
 

@@ -121,3 +121,37 @@ def test_api_key_from_a_file_and_a_warning_for_argv(
     assert "warning" not in from_file.err
     assert "--api-key is visible in the process list" in from_argv.err
     assert key not in from_file.out + from_file.err + from_argv.out + from_argv.err
+
+
+def test_bench_with_only_a_url_asks_the_router_for_the_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --model or a stack, the model (which every /generate body must carry for smg)
+    comes from the router's /v1/models."""
+    from tests.ops.openai_standin import MODEL, StandIn
+
+    s = StandIn().start()
+    try:
+        code = main(["bench", "--url", s.url, "--type", "latency", "--dry-run"])
+    finally:
+        s.stop()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "--extra-request-body" in out and MODEL in out
+    assert main(["bench", "--url", "http://127.0.0.1:9", "--type", "latency", "--dry-run"]) == 2
+    assert "pass --model" in capsys.readouterr().err
+
+
+def test_the_ssm_hint_keeps_the_request_body_json_intact() -> None:
+    """The body JSON survives both quotings (the local shell, then the node's shell that
+    AWS-RunShellScript runs each command in)."""
+    import json
+    import shlex
+
+    from infra.ops.bench import head_node_hint, matrix
+
+    lines = head_node_hint(
+        matrix(["latency"]), "http://10.0.0.5:8000", "Qwen/Qwen3-0.6B", "", "IMG", "i-1", ""
+    )
+    argv = shlex.split(lines[1])
+    commands = json.loads(argv[argv.index("--parameters") + 1])["commands"]
+    docker = shlex.split(commands[1])
+    assert json.loads(docker[docker.index("--extra-request-body") + 1]) == {"model": "Qwen/Qwen3-0.6B"}
