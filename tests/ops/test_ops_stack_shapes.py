@@ -83,7 +83,7 @@ def test_wait_on_a_slurm_stack_points_at_the_head_node_and_the_job(
 ) -> None:
     """A SLURM stack's outputs have no ``server_urls``/``nodes``: ``wait`` polls the router and,
     on timeout, sends the operator to the ParallelCluster head node and the job's ``squeue``."""
-    outputs = dict(_doc("slurm-tp16")["outputs"]) | {"router_url": "http://127.0.0.1:9"}
+    outputs: dict[str, Any] = {**_doc("slurm-tp16")["outputs"], "router_url": "http://127.0.0.1:9"}
     monkeypatch.setenv("PATH", f"{_fake_pulumi(tmp_path, outputs)}:/usr/bin:/bin")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
