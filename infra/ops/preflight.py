@@ -149,6 +149,10 @@ class AccountReader(Protocol):
         """ACM status (``ISSUED``, ``PENDING_VALIDATION``, ...)."""
         ...
 
+    def certificate_names(self, arn: str) -> list[str]:
+        """The certificate's ``DomainName`` and ``SubjectAlternativeNames``."""
+        ...
+
 
 class Boto3Reader:
     """:class:`AccountReader` on boto3 (standard retry mode, 5 attempts, for throttling)."""
@@ -276,6 +280,21 @@ class Boto3Reader:
     def certificate_status(self, arn: str) -> str:
         return str(self._c("acm").describe_certificate(CertificateArn=arn)["Certificate"]["Status"])
 
+    def certificate_names(self, arn: str) -> list[str]:
+        cert = self._c("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+        names = [str(cert.get("DomainName", "")), *map(str, cert.get("SubjectAlternativeNames") or [])]
+        return [n for n in names if n]
+
+
+def certificate_covers(names: list[str], host: str) -> bool:
+    """True when one of ``names`` matches ``host``: exactly, or a wildcard ``*.example.com``
+    for one more label (RFC 6125 section 6.4.3, as browsers and Python's ssl apply it)."""
+    h = host.lower().rstrip(".")
+    for n in (x.lower().rstrip(".") for x in names):
+        if n == h or (n.startswith("*.") and "." in h and h.split(".", 1)[1] == n[2:]):
+            return True
+    return False
+
 
 @dataclass(frozen=True)
 class StackFacts:
@@ -315,6 +334,9 @@ class StackFacts:
     pools may differ: ``prefill_instance_type``/``decode_instance_type``); empty = all
     ``gpu_nodes`` are ``gpu_type``."""
 
+    endpoint_domain: str = ""
+    """``endpoint_domain``: the name clients reach the https endpoint by ("" = the load
+    balancer's own DNS name)."""
     backend: str = "ec2"
     """``backend``: ``slurm`` boots ParallelCluster's own AMI and puts the router on the head
     node (``router_type`` is then the head node's type)."""
@@ -376,6 +398,7 @@ def stack_facts(stack_or_file: str) -> StackFacts:
         gpu_node_types=tuple((lookup(t), n) for t, n in sorted(counts.items())),
         backend=spec.backend,
         slurm_version=slurm_version,
+        endpoint_domain=str(getattr(spec, "endpoint_domain", "") or ""),
     )
 
 
@@ -683,4 +706,20 @@ def _certificate(facts: StackFacts, reader: AccountReader) -> Check:
     status = reader.certificate_status(arn)
     if status != "ISSUED":
         return Check("certificate", "fail", f"{arn} is {status}, not ISSUED (finish its DNS validation)")
-    return Check("certificate", "pass", f"{arn} is ISSUED")
+    names = reader.certificate_names(arn)
+    if not facts.endpoint_domain:
+        return Check(
+            "certificate",
+            "warn",
+            f"{arn} is ISSUED for {', '.join(names) or 'no name'}, but endpoint_domain is empty: clients "
+            "reach the load balancer's own *.elb.amazonaws.com name, which it does not cover (TLS "
+            "verification fails); set endpoint_domain",
+        )
+    if not certificate_covers(names, facts.endpoint_domain):
+        return Check(
+            "certificate",
+            "fail",
+            f"{arn} is ISSUED but does not name {facts.endpoint_domain} (it names "
+            f"{', '.join(names) or 'nothing'}): every client's TLS verification would fail",
+        )
+    return Check("certificate", "pass", f"{arn} is ISSUED and names {facts.endpoint_domain}")

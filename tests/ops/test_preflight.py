@@ -263,9 +263,8 @@ def test_certificate(aws: None) -> None:
     issued = acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"]
 
     def row(arn: str) -> Any:
-        return by_name(run_preflight(dataclasses.replace(facts, certificate_arn=arn), Reader()))[
-            "certificate"
-        ]
+        https = dataclasses.replace(facts, certificate_arn=arn, endpoint_domain="llm.example.com")
+        return by_name(run_preflight(https, Reader()))["certificate"]
 
     assert row(issued).status == "pass"
     assert row(pending).status == "fail" and "PENDING_VALIDATION, not ISSUED" in row(pending).detail

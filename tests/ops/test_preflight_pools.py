@@ -5,6 +5,7 @@ vCPUs (moto for offerings/types/SSM; the quota through the seam, as in test_pref
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,3 +55,33 @@ def test_unknown_aws_profile_is_one_line(
     assert "Traceback" not in captured.out + captured.err
     line = next(ln for ln in captured.out.splitlines() if "credentials" in ln)
     assert "FAIL" in line and "no-such-profile" in captured.out
+
+
+def test_certificate_must_name_the_endpoint_domain(aws: None) -> None:
+    """An ISSUED certificate that does not name ``endpoint_domain`` fails every client's TLS
+    verification: preflight says so before the load balancer exists (moto's ACM keeps the
+    imported certificate's names)."""
+    import dataclasses
+
+    import boto3
+
+    from tests.ops.test_preflight import REGION, _self_signed
+
+    publish_dlami()
+    facts = stack_facts("prod-tp16-https")
+    assert facts.endpoint_domain == "llm.example.com"
+    cert, key = _self_signed()  # CN llm.example.com
+    arn = boto3.client("acm", region_name=REGION).import_certificate(Certificate=cert, PrivateKey=key)[
+        "CertificateArn"
+    ]
+
+    def row(**over: str) -> Any:
+        return by_name(run_preflight(dataclasses.replace(facts, certificate_arn=arn, **over), Reader()))[
+            "certificate"
+        ]
+
+    assert row().status == "pass" and "llm.example.com" in row().detail
+    other = row(endpoint_domain="api.example.org")
+    assert other.status == "fail" and "does not name api.example.org" in other.detail
+    none = row(endpoint_domain="")
+    assert none.status == "warn" and "endpoint_domain" in none.detail
