@@ -226,6 +226,14 @@ def poll_once(target: WaitTarget, transports: TransportReader | None, timeout: f
             "failed",
             "GET /readiness: HTTP 401: the router wants its API key (--api-key or $SGLANG_API_KEY)",
         )
+    elif r.status == 0 and "CERTIFICATE_VERIFY_FAILED" in r.error:
+        # Does not heal by waiting: the certificate does not verify for this host name.
+        st.rows["router"] = (
+            "failed",
+            f"{r.error}: the URL's host is not a name the certificate covers; set endpoint_domain "
+            "to a name it names and point that name's DNS record at load_balancer_dns_name, then "
+            "use https://<endpoint_domain>",
+        )
     elif r.status == 0:
         st.rows["router"] = ("waiting", r.error)
     else:

@@ -155,3 +155,46 @@ def test_the_ssm_hint_keeps_the_request_body_json_intact() -> None:
     commands = json.loads(argv[argv.index("--parameters") + 1])["commands"]
     docker = shlex.split(commands[1])
     assert json.loads(docker[docker.index("--extra-request-body") + 1]) == {"model": "Qwen/Qwen3-0.6B"}
+
+
+def test_a_tls_certificate_the_url_does_not_match_fails_at_once(tmp_path: Path) -> None:
+    """An https endpoint whose certificate does not verify for the URL's host (no
+    endpoint_domain, or a DNS record pointing elsewhere) will not heal by waiting: ``wait``
+    stops at the first poll and says what to fix. The server is a real TLS listener on
+    loopback with a self-signed certificate for llm.example.com."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from infra.ops.wait import WaitTarget, wait
+    from tests.ops.test_preflight import _self_signed
+    from tests.ops.test_wait import FakeClock
+
+    cert, key = _self_signed()
+    (tmp_path / "c.pem").write_bytes(cert)
+    (tmp_path / "k.pem").write_bytes(key)
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    clock = FakeClock()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        ok, state = wait(WaitTarget(url), 600, None, 10, clock=clock, sleep=clock.sleep)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not ok and clock.t == 0
+    status, detail = state.rows["router"]
+    assert status == "failed" and "certificate" in detail and "endpoint_domain" in detail
