@@ -174,6 +174,18 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def _is_json_file(path: str) -> bool:
+    """True when ``path`` is a readable file holding JSON (what the benchmark accepts)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            json.load(f)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _served_model(url: str, key: str) -> str:
     """The first id of the router's ``GET /v1/models``.
 
@@ -241,6 +253,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     lines[0] = f"dry run: {len(runs)} run(s); on the head node through SSM:"
                 print("\n".join(lines))
                 return EXIT_OK if args.dry_run else EXIT_FAILED
+            if args.sharegpt and not _is_json_file(args.sharegpt):
+                # 0.5.23 downloads ShareGPT from the hub when --dataset-path is not a JSON file
+                # (datasets/random.py and sharegpt.py: is_file_valid_json).
+                raise ValueError(
+                    f"--sharegpt {args.sharegpt} is not a JSON file here: the benchmark would "
+                    "download ShareGPT from the hub instead; give a local copy, or --dry-run for "
+                    "the head node (which reads /fsx)"
+                )
             results_dir = out_dir
             run_matrix(
                 runs,

@@ -198,3 +198,22 @@ def test_a_tls_certificate_the_url_does_not_match_fails_at_once(tmp_path: Path) 
     assert not ok and clock.t == 0
     status, detail = state.rows["router"]
     assert status == "failed" and "certificate" in detail and "endpoint_domain" in detail
+
+
+def test_a_sharegpt_path_missing_here_is_refused_before_a_local_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0.5.23's random and sharegpt datasets download ShareGPT from the hub when
+    ``--dataset-path`` is not a JSON file (``datasets/random.py``, ``is_file_valid_json``): a
+    local run with a path that exists only on FSx would download silently. The head-node
+    hint (``--dry-run``) keeps the path: it is read there."""
+    from tests.ops.test_bench import _fake_module_python
+
+    python = _fake_module_python(tmp_path)
+    argv = ["bench", "--url", "http://127.0.0.1:8000", "--type", "latency", "--model", "m"]
+    argv += ["--sharegpt", "/fsx/datasets/ShareGPT_V3_unfiltered_cleaned_split.json"]
+    code = main([*argv, "--python", str(python), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is not a JSON file here" in err
+    assert not (tmp_path / "r").exists()
+    assert main([*argv, "--dry-run"]) == 0
