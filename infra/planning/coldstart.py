@@ -34,6 +34,7 @@ A sharded load format lowers that fraction.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,12 @@ ImagePull = Literal["ecr", "ecr-soci", "docker-hub"]
 ImageBuild = Literal["none", "mirror", "build"]
 DiskKind = Literal["ebs", "nvme"]
 ModelSource = Literal["hf", "s3", "local", "none"]
+CFN_STACK = "aws:cloudformation/stack:Stack"
+SLURM_CLUSTER_SUFFIX = "-cluster"
+"""Name suffix of the stack holding ``Custom::PclusterCluster`` (``sglang-slurm-cluster``)."""
+SLURM_FLEET = "slurm-compute-nodes"
+"""The GPU nodes ParallelCluster launches once its cluster exists (no Pulumi resource of their
+own): the model adds them to the deploy graph behind the cluster stack."""
 
 
 @dataclass(frozen=True)
@@ -218,25 +225,32 @@ def image_push_secs(image_gb: float, build: ImageBuild) -> float:
     """Deployer-side seconds of the ``docker:index/image:Image`` resource.
 
     ``build``: pull the base image, run the EFA installer, push the whole image to the new ECR
-    repository; ``mirror``: pull and push; ``none``: 0.
+    repository; ``mirror``: pull and push; ``none``: 0. The deployer's link rates apply to the
+    compressed blobs (``image_compressed_fraction`` of ``image_gb``).
     """
     if build == "none":
         return 0.0
-    mb = image_gb * GB / MB
+    # Links move compressed layer blobs, not the unpacked size the image is measured in.
+    mb = image_gb * _v("image_compressed_fraction") * GB / MB
     secs = mb / _v("deployer_download_mb_per_s") + mb / _v("deployer_upload_mb_per_s")
     if build == "build":
         secs += _v("efa_installer_build_secs")
     return secs
 
 
-def resource_create_secs(rtype: str, inputs: ColdStartInputs) -> tuple[float, str]:
-    """Creation seconds of one resource type and the constant behind it.
+def resource_create_secs(rtype: str, inputs: ColdStartInputs, name: str = "") -> tuple[float, str]:
+    """Creation seconds of one resource (by type, and by name for ParallelCluster's cluster
+    stack) and the constant behind it.
 
     Components (``sglang:*``) and providers take no time of their own: the engine waits for
-    their children.
+    their children. The CloudFormation stack holding ``Custom::PclusterCluster``
+    (``*-cluster``, :mod:`infra.components.slurm_cluster`) takes ParallelCluster's own cluster
+    creation (head node launch and bootstrap), not an API call's few seconds.
     """
     if rtype.startswith("sglang:") or rtype.startswith("pulumi:providers:"):
         return 0.0, ""
+    if rtype == CFN_STACK and name.endswith(SLURM_CLUSTER_SUFFIX):
+        return _v("parallelcluster_create_secs"), "parallelcluster_create_secs"
     table: dict[str, str] = {
         "aws:fsx/lustreFileSystem:LustreFileSystem": "fsx_create_secs",
         "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": "fsx_dra_create_secs",
@@ -285,7 +299,7 @@ def finish_times(
         for d in r["depends_on"] if r else ():
             if d != name and d in by_name and done(d) >= start:
                 start, before = finish[d], d
-        own = resource_create_secs(r["type"], inputs)[0] if r else 0.0
+        own = resource_create_secs(r["type"], inputs, name)[0] if r else 0.0
         finish[name] = start + own
         if before:
             pred[name] = before
@@ -307,7 +321,7 @@ def critical_path(
     chain: list[tuple[str, str, float]] = []
     name: str | None = target
     while name:
-        own = resource_create_secs(types[name], inputs)[0]
+        own = resource_create_secs(types[name], inputs, name)[0]
         if own > 0:
             chain.append((name, types[name], round(own, 1)))
         name = pred.get(name)
@@ -334,6 +348,42 @@ def rank_launch_order(resources: Sequence[Mapping[str, Any]]) -> Literal["serial
     )
 
 
+def _path_constants(path: Sequence[tuple[str, str, float]], inputs: ColdStartInputs) -> set[str]:
+    """Names of every constant behind the creation times of ``path`` (the image resource uses
+    several)."""
+    keys = {resource_create_secs(t, inputs, n)[1] for n, t, _ in path} - {""}
+    if "deployer_upload_mb_per_s" in keys:
+        keys |= {"deployer_download_mb_per_s", "image_compressed_fraction", "sglang_image_gb"}
+        if inputs.image_build == "build":
+            keys.add("efa_installer_build_secs")
+    return keys
+
+
+def gpu_node_names(resources: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Names of the GPU nodes in the deploy graph: the ``server-*`` (or ``prefill-``/``decode-``)
+    instances, or the compute
+    fleet :func:`with_slurm_fleet` adds for a ParallelCluster stack."""
+    return sorted(
+        r["name"]
+        for r in resources
+        if is_gpu_instance(r) or (r["type"] == "aws:ec2/instance:Instance" and r["name"] == SLURM_FLEET)
+    )
+
+
+def with_slurm_fleet(resources: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``resources`` plus, for a ``backend: slurm`` stack (no ``server-*`` instance, a
+    ParallelCluster cluster stack), its GPU compute nodes as one instance launched after the
+    cluster stack completes (ParallelCluster's clustermgtd launches the static nodes once the
+    head node is up)."""
+    out = list(resources)
+    if gpu_node_names(out):
+        return out
+    clusters = [r["name"] for r in out if r["type"] == CFN_STACK and r["name"].endswith(SLURM_CLUSTER_SUFFIX)]
+    if clusters:
+        out.append({"name": SLURM_FLEET, "type": "aws:ec2/instance:Instance", "depends_on": clusters})
+    return out
+
+
 # --- node-side phases ----------------------------------------------------------------------------
 
 
@@ -354,14 +404,19 @@ def image_pull_phase(inputs: ColdStartInputs, *, cached: bool = False) -> Phase:
     """Seconds to pull and unpack the serving image on one node.
 
     ``ecr``/``docker-hub``: image size / min(registry rate, docker-root write rate);
-    ``ecr-soci``: the measured lazy-pull start; ``cached``: 0.
+    ``ecr-soci``: the measured lazy-pull start plus the measured first-access fetch penalty;
+    ``cached``: 0.
     """
     if cached:
         return Phase("image_pull", 0.0, {"image_cached": True}, (), "image already in the node's docker root")
     if inputs.image_pull == "ecr-soci":
-        c = _c("soci_lazy_pull_secs")
+        c, lazy = _c("soci_lazy_pull_secs"), _c("soci_lazy_run_penalty_secs")
         return Phase(
-            "image_pull", c.value, {"image_gb": inputs.image_gb, "pull": "ecr-soci"}, (c,), "SOCI lazy pull"
+            "image_pull",
+            float(c.value) + float(lazy.value),
+            {"image_gb": inputs.image_gb, "pull": "ecr-soci"},
+            (c, lazy),
+            "SOCI lazy pull + files fetched on first access (measured for import torch: a lower bound)",
         )
     reg = _c(
         "docker_hub_pull_mb_per_s" if inputs.image_pull == "docker-hub" else "ecr_in_region_pull_mb_per_s"
@@ -400,6 +455,27 @@ def fsx_rates_mb_per_s(inputs: ColdStartInputs) -> tuple[float, float, str]:
     # Writes run at the disk baseline; the table gives SCRATCH_2 a lower write figure.
     write = min(disk.get("write", disk["baseline"]), net["baseline"]) * tib
     return read, write, key
+
+
+def fsx_oss_count(inputs: ColdStartInputs) -> int:
+    """Object storage servers of the model store: ``ceil(capacity GiB / storage per OSS)``
+    (2400 GiB for non-EFA PERSISTENT_2 and SCRATCH_2, ``using-fsx-lustre.html``); 0 without a
+    store."""
+    if not inputs.fsx_capacity_gib:
+        return 0
+    return math.ceil(inputs.fsx_capacity_gib / _v("fsx_storage_per_oss_gib"))
+
+
+def node_read_cap_mb_per_s(capacity_gib: int, loader_streams: int) -> float:
+    """MB/s one node can read from the model store: ``min(client limit, min(loader streams,
+    file servers) x per-file-server limit)``. AWS documents 5 Gbit/s between one client and one
+    FSx file server, and one file server per 2400 GiB (non-EFA PERSISTENT_2 and SCRATCH_2;
+    ``fsx_client_per_oss_mb_per_s``, ``fsx_storage_per_oss_gib`` in the data file); 0 without a
+    store. :mod:`infra.planning.fsx_sizing` sizes the store with the same limit."""
+    if not capacity_gib:
+        return 0.0
+    oss = math.ceil(capacity_gib / _v("fsx_storage_per_oss_gib"))
+    return min(_v("fsx_client_max_mb_per_s"), min(loader_streams, oss) * _v("fsx_client_per_oss_mb_per_s"))
 
 
 def weights_fetch_secs(inputs: ColdStartInputs) -> tuple[float, dict[str, Any], tuple[Constant, ...], str]:
@@ -458,9 +534,9 @@ def weight_load_phase(inputs: ColdStartInputs, readers: int) -> Phase:
     read, write, key = fsx_rates_mb_per_s(inputs)
     client = _c("fsx_client_max_mb_per_s")
     srcs: tuple[Constant, ...] = (_c("fsx_disk_mb_per_s_per_tib"), _c("fsx_network_mb_per_s_per_tib"), client)
-    flow = _c("single_flow_mb_per_s")
-    srcs += (flow,)
-    node_cap = min(float(client.value), inputs.loader_streams_per_node * float(flow.value))
+    per_oss = _c("fsx_client_per_oss_mb_per_s")
+    srcs += (per_oss, _c("fsx_storage_per_oss_gib"))
+    node_cap = node_read_cap_mb_per_s(inputs.fsx_capacity_gib, inputs.loader_streams_per_node)
     shared = readers * per_node / MB / read
     secs = max(shared, per_node / MB / node_cap)
     detail: dict[str, Any] = {
@@ -472,11 +548,13 @@ def weight_load_phase(inputs: ColdStartInputs, readers: int) -> Phase:
         "fsx_read_mb_per_s": round(read, 1),
         "rate": "burst" if inputs.fsx_use_burst else "baseline",
         "loader_streams_per_node": inputs.loader_streams_per_node,
+        "fsx_oss": fsx_oss_count(inputs),
         "node_read_cap_mb_per_s": round(node_cap, 1),
     }
     note = (
         "max(readers x bytes per node / FSx read rate, bytes per node / the node's read cap: "
-        "loader streams x one flow, at most the client limit)"
+        "5 Gbit/s per file server it reads from (min(loader streams, OSS count)), at most the "
+        "client limit)"
     )
     if inputs.model_source == "s3" and readers:
         s3 = _c("s3_hydrate_mb_per_s")
@@ -511,9 +589,12 @@ def server_start_phase(inputs: ColdStartInputs) -> Phase:
 
 
 def router_phase() -> Phase:
-    """The router sees the worker healthy and passes the first request."""
+    """The router's startup poll finds the worker ready (one ``--worker-startup-check-interval``
+    at worst)."""
     c = _c("router_ready_secs")
-    return Phase("router", float(c.value), {}, (c,), "router health check and first request")
+    return Phase(
+        "router", float(c.value), {}, (c,), "router's startup poll finds the ready worker (worst case)"
+    )
 
 
 # --- scenarios -----------------------------------------------------------------------------------
@@ -529,8 +610,9 @@ def model_cold_start(inputs: ColdStartInputs, resources: Sequence[Mapping[str, A
     Returns:
         The :class:`ColdStart`; each scenario's phases add up to its total.
     """
+    resources = with_slurm_fleet(resources)
     finish, _ = finish_times(resources, inputs)
-    gpu = sorted(r["name"] for r in resources if is_gpu_instance(r))
+    gpu = gpu_node_names(resources)
     boot = node_boot_phase(inputs)
     pull = image_pull_phase(inputs)
     fetch_secs, fetch_in, fetch_src, fetch_note = weights_fetch_secs(inputs)
@@ -557,7 +639,7 @@ def model_cold_start(inputs: ColdStartInputs, resources: Sequence[Mapping[str, A
         "resources",
         finish.get(target, 0.0),
         {"critical_path": [f"{n} ({s:g} s)" for n, _, s in path], "until": f"{target} running"},
-        tuple(_c(k) for k in sorted({resource_create_secs(t, inputs)[1] for _, t, _ in path} - {""})),
+        tuple(_c(k) for k in sorted(_path_constants(path, inputs))),
         "longest chain of the deploy graph (depends_on) in front of the last GPU node's launch",
     )
     fetch = Phase(

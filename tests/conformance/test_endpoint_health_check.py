@@ -5,7 +5,9 @@ The target group of ``endpoint: https`` checks the router with an HTTP GET of th
 An ALB health check sends no ``Authorization`` header, so with ``router_api_key`` set the path
 must answer without the key, and it must answer the matcher only once a worker is healthy.
 
-The router runs with the prod-tp16-https stack's rendered argv, addresses rewritten to loopback
+The router runs with the prod-tp16-https stack's rendered argv for ``gateway: sglang-router``
+(the smg default's ``/readiness``, 503 without a healthy worker and 200 with one, is asserted
+with the real smg binary in ``test_gateway_live.py``), addresses rewritten to loopback
 and ``--api-key`` appended as ``sglang-router-run`` does when the stack sets the key. The worker
 is ``mock_worker.py``, a stand-in (a real SGLang server needs GPUs), started late so the router
 first runs with no healthy worker. Every wait is bounded; the processes are killed at the end.
@@ -21,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.conformance.conftest import HERE, ROUTER_PYTHON, plan_json, require
+from tests.conformance.conftest import HERE, ROUTER_PYTHON, gateway_plan_json, require
 
 API_KEY = "sk-endpoint-health-check-key"
 
@@ -58,7 +60,7 @@ def _wait_for(url: str, want: int, seconds: float) -> int:
 
 
 def test_health_check_path_follows_worker_health_without_the_api_key(tmp_path: Path, procs: list) -> None:
-    doc = plan_json("prod-tp16-https")
+    doc = gateway_plan_json("prod-tp16-https", "sglang-router")
     hc = doc["endpoint"]["load_balancer"]["health_check"]
     (router,) = [n for n in doc["nodes"] if n["role"] == "router"]
     argv = list(router["processes"][0]["argv"])

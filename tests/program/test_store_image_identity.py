@@ -53,11 +53,11 @@ def test_fsx_in_the_node_subnet_with_lustre_rules() -> None:
     fs = r.of_type("aws:fsx/lustreFileSystem:LustreFileSystem")
     assert len(fs) == 1
     fsi = fs[0].inputs
-    # Sized for weights_load_target_secs (180 s default): 2 nodes x 135 GiB need 2400 GiB at
-    # 1000 MB/s/TiB (infra/planning/fsx_sizing.py; tests/unit/test_fsx_sizing.py).
-    assert fsi["deploymentType"] == "PERSISTENT_2" and fsi["storageCapacity"] == 2400
-    assert fsi["perUnitStorageThroughput"] == 1000
-    assert r.plan.store and (r.plan.store.capacity_gib, r.plan.store.throughput_mb_per_tib) == (2400, 1000)
+    # Sized for weights_load_target_secs (180 s default): 2 nodes x 135 GiB need 7200 GiB at
+    # 250 MB/s/TiB (3 file servers per node; infra/planning/fsx_sizing.py; test_fsx_sizing.py).
+    assert fsi["deploymentType"] == "PERSISTENT_2" and fsi["storageCapacity"] == 7200
+    assert fsi["perUnitStorageThroughput"] == 250
+    assert r.plan.store and (r.plan.store.capacity_gib, r.plan.store.throughput_mb_per_tib) == (7200, 250)
     lt_subnet = r.named("server-g0-r0-eni").inputs["subnetId"]
     assert fsi["subnetIds"] == lt_subnet
     (store_sg,) = fsi["securityGroupIds"]

@@ -60,8 +60,12 @@ def test_every_constant_has_unit_source_date_and_flag() -> None:
     for c in cs.values():
         assert c.unit and c.source and len(c.date) == 10 and isinstance(c.assumption, bool), c.name
         assert (
-            c.assumption or "docs.aws.amazon.com" in c.source or "README" in c.source or "PR" in c.source
-        ), f"{c.name}: a non-assumption needs a doc link or a published measurement"
+            c.assumption
+            or "docs.aws.amazon.com" in c.source
+            or "README" in c.source
+            or "PR" in c.source
+            or "real parser" in c.source
+        ), f"{c.name}: a non-assumption needs a doc link, a published measurement or the real parser"
 
 
 def test_fsx_rates_from_the_ssd_table() -> None:
@@ -105,12 +109,14 @@ def test_s3_first_reader_hydrates() -> None:
 
 
 def test_image_pull_rates() -> None:
-    """ECR in-region: 17.6 GB in 266 s (SOCI README) = 66.2 MB/s; gp3's 125 MiB/s does not bind
-    it; SOCI starts in 8.9 s; a cached image takes nothing."""
+    """ECR: 17.6 GB in 266 s (SOCI README) = 66.2 MB/s; gp3's 125 MiB/s does not bind it; SOCI
+    starts in 8.9 s and fetches lazily afterwards; a cached image takes nothing."""
     ecr = image_pull_phase(_inputs())
     assert ecr.seconds == pytest.approx(25e9 / 66.2e6)
     assert image_pull_phase(_inputs(docker_root="nvme")).seconds == pytest.approx(ecr.seconds)
-    assert image_pull_phase(_inputs(image_pull="ecr-soci")).seconds == pytest.approx(8.9)
+    # SOCI: 8.9 s to start, plus the 18.5 s the same README measured for files fetched lazily
+    # on first access (import torch).
+    assert image_pull_phase(_inputs(image_pull="ecr-soci")).seconds == pytest.approx(8.9 + 18.5)
     assert image_pull_phase(_inputs(), cached=True).seconds == 0
 
 
@@ -126,7 +132,8 @@ def test_critical_path_is_the_longest_chain() -> None:
         _r("server-g0-r1", "aws:ec2/instance:Instance", "fs", "img", "server-g0-r0"),
     ]
     finish, _ = finish_times(res, inputs)
-    push = 25e9 / 50e6 + 25e9 / 12.5e6 + 300  # base pull + push + EFA installer
+    # base pull + push (compressed blobs: half the 25 GB image) + EFA installer
+    push = 12.5e9 / 50e6 + 12.5e9 / 12.5e6 + 300
     assert finish["img"] == pytest.approx(5 + push)
     assert finish["server-g0-r0"] == pytest.approx(max(17 + 5 + 600, 5 + push) + 60)
     assert finish["server-g0-r1"] == pytest.approx(finish["server-g0-r0"] + 60)
@@ -193,9 +200,10 @@ def test_prod_tp16_inputs_from_the_plan() -> None:
     run = run_stack("prod-tp16")
     inputs = inputs_from_plan(run.plan)
     assert inputs.checkpoint_bytes == pytest.approx(72.7e9 * 2)
-    # The store the planner sized for the 180 s load target (infra/planning/fsx_sizing.py), not
+    # The store the planner sized for the 180 s load target with the 5 Gbit/s-per-file-server
+    # client limit (infra/planning/fsx_sizing.py: 3 file servers), not
     # the spec's 0 = "sized by the planner"; docker's data root on the p5's instance-store RAID0.
-    assert (inputs.fsx_capacity_gib, inputs.fsx_mb_per_tib, inputs.model_source) == (2400, 1000, "hf")
+    assert (inputs.fsx_capacity_gib, inputs.fsx_mb_per_tib, inputs.model_source) == (7200, 250, "hf")
     assert inputs.docker_root == "nvme"
     assert (inputs.image_pull, inputs.image_build, inputs.gpu_nodes, inputs.nodes_per_server) == (
         "ecr",
