@@ -53,7 +53,8 @@ def resource_entries(run: Any) -> list[dict[str, Any]]:
     children), as in ``RegisterResourceRequest.dependencies``. ``inputs`` are what the
     provider gets, as ``pulumi preview --diff`` shows them: secrets as ``"[secret]"``;
     ``userDataBase64`` in a short form with its EC2 size and hash (the text is in
-    ``nodes[].user_data``).
+    ``nodes[].user_data``), and a bundle object's ``contentBase64`` as its size (the files are
+    in ``nodes[].bundle``).
     """
     from infra.plangraph import user_data_summary
 
@@ -63,6 +64,13 @@ def resource_entries(run: Any) -> list[dict[str, Any]]:
         ud = inputs.get("userDataBase64")
         if isinstance(ud, str) and ud not in ("[secret]", "[unknown]"):
             inputs["userDataBase64"] = user_data_summary(ud)
+        body = inputs.get("contentBase64")
+        if r.type == "aws:s3/bucketObjectv2:BucketObjectv2" and isinstance(body, str) and body != "[unknown]":
+            # A node bundle: its files and hash are in nodes[].bundle.
+            data = base64.b64decode(body)
+            inputs["contentBase64"] = (
+                f"[gzip+base64 tar, {len(data)} bytes, tar sha256 in the key; files in nodes[].bundle]"
+            )
         out.append(
             {
                 "type": r.type,
@@ -96,6 +104,7 @@ def plan_document(run: Any) -> dict[str, Any]:
 
 
 def _plan_document(run: Any) -> dict[str, Any]:
+    from infra.planning.bundle import bundle_document
     from infra.planning.catalog import lookup
     from infra.planning.cluster import router_boot, server_node_processes
     from infra.planning.efa import efa_count, network_interfaces
@@ -134,6 +143,8 @@ def _plan_document(run: Any) -> dict[str, Any]:
                 "user_data": user_data[node.name],
                 "user_data_bytes": sizes[node.name],
                 "user_data_encoding": "gzip",
+                # The static scripts/units the bootstrap fetches, verifies and unpacks.
+                "bundle": bundle_document(user_data[node.name]),
             }
         )
     rboot = router_boot(plan, heads)
@@ -148,6 +159,7 @@ def _plan_document(run: Any) -> dict[str, Any]:
             "user_data": user_data["router"],
             "user_data_bytes": sizes["router"],
             "user_data_encoding": "gzip",
+            "bundle": bundle_document(user_data["router"]),
         }
     )
     from infra.planning.pd import pd_document
@@ -159,6 +171,8 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The plan JSON fields both backends share, around their ``nodes``."""
     from infra.planning.endpoint import endpoint_document, endpoint_warnings, load_balancer_subnets
     from infra.planning.fastboot import boot_document
+    from infra.planning.fsx_update import store_update_advice
+    from infra.planning.gateway import gateway_warnings
     from infra.planning.image import image_summary
     from infra.planning.reachability import reachability_warnings
 
@@ -166,6 +180,7 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     mem = plan.layout.memory
     resources = resource_entries(run)
     cold_start, kv_cache, notes = _model_estimates(plan, resources)
+    store_warnings, store_notes = store_update_advice(plan.store)
     return {
         "stack": run.stack,
         "backend": plan.spec.backend,
@@ -208,8 +223,10 @@ def _common_document(run: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
         "warnings": [
             *reachability_warnings(plan.spec),
             *endpoint_warnings(plan.spec, "router_api_key" in plan.secret_params),
+            *store_warnings,
+            *gateway_warnings(plan.spec, "router_api_key" in plan.secret_params),
         ],
-        "notes": notes,
+        "notes": [*notes, *store_notes],
     }
 
 

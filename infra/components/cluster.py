@@ -7,6 +7,7 @@ from typing import Any
 
 import pulumi
 
+from infra.components.bundle import NodeBundles
 from infra.components.endpoint import Endpoint
 from infra.components.identity import NodeIdentity
 from infra.components.image import ServingImage
@@ -35,18 +36,29 @@ class SglangCluster(pulumi.ComponentResource):
         super().__init__("sglang:index:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         image = ServingImage(f"{name}-image", plan, opts=child)
-        identity = NodeIdentity(f"{name}-identity", plan, image.repository_arn, secrets, opts=child)
+        # Static scripts and units travel as one verified bundle per node kind (user data limit).
+        bundles = NodeBundles(f"{name}-bundles", plan, opts=child)
+        identity = NodeIdentity(
+            f"{name}-identity",
+            plan,
+            image.repository_arn,
+            secrets,
+            opts=child,
+            bundle_arns=bundles.object_arns,
+        )
         net = Network(f"{name}-net", plan, plan.region, opts=child)
         store = None
         if plan.uses_model_store:
             store = ModelStore(
                 f"{name}-store", plan, net.vpc_id, net.node_subnet_id, net.node_sg_id, opts=child
             )
-            runtime = pulumi.Output.all(image.image_ref, store.dns_name, store.mount_name).apply(
-                lambda a: Runtime(image=a[0], fsx_dns=a[1], fsx_mount_name=a[2])
-            )
+            runtime = pulumi.Output.all(
+                image.image_ref, store.dns_name, store.mount_name, bundles.bucket_name
+            ).apply(lambda a: Runtime(image=a[0], fsx_dns=a[1], fsx_mount_name=a[2], bundle_bucket=a[3]))
         else:
-            runtime = image.image_ref.apply(lambda ref: Runtime(image=ref))
+            runtime = pulumi.Output.all(image.image_ref, bundles.bucket_name).apply(
+                lambda a: Runtime(image=a[0], bundle_bucket=a[1])
+            )
         fleet = ServerFleet(
             f"{name}-servers",
             plan,
@@ -54,7 +66,12 @@ class SglangCluster(pulumi.ComponentResource):
             net.node_sg_id,
             identity.server_profile_arn,
             runtime,
-            depends_on=[*identity.server_ready, *net.ready, *(store.ready if store else [])],
+            depends_on=[
+                *identity.server_ready,
+                *net.ready,
+                *(store.ready if store else []),
+                *bundles.ready["server"],
+            ],
             opts=child,
         )
         router = Router(
@@ -64,9 +81,10 @@ class SglangCluster(pulumi.ComponentResource):
             net.router_subnet_id,
             net.router_sg_id,
             identity.router_profile_arn,
+            bundle_bucket=bundles.bucket_name,
             # The router no longer waits for a GPU instance (worker addresses come from the
             # nodes' interfaces), so it waits for the nodes' route itself, as every instance does.
-            depends_on=[*identity.router_ready, *net.router_ready, *net.ready],
+            depends_on=[*identity.router_ready, *net.router_ready, *net.ready, *bundles.ready["router"]],
             opts=child,
         )
         endpoint = None

@@ -17,6 +17,8 @@ Roles per kind (least privilege, this stack's ARNs only):
   parameter, ECR pull from this stack's image repository (plus ``ecr:GetAuthorizationToken``,
   which AWS allows only on ``*``), S3 read on the weights prefix when ``model_s3_uri`` is set;
 - router: CloudWatch Logs, ``ssm:GetParameter`` on the router-API-key parameter; nothing else.
+Each kind also gets ``s3:GetObject`` on exactly its node-bundle object (one ARN, no wildcard:
+:mod:`infra.components.bundle`).
 Both attach ``AmazonSSMManagedInstanceCore`` so operators reach nodes without SSH
 (https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-instance-permissions.html).
 """
@@ -25,11 +27,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.planning.bundle import Kind
 from infra.planning.cluster import ClusterPlan
 
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
@@ -129,6 +133,13 @@ def _logs_statement(log_group_arn: str) -> dict[str, Any]:
     }
 
 
+def _bundle_statement(bundle_arn: str | None) -> list[dict[str, Any]]:
+    """``s3:GetObject`` on the node kind's bundle object only (its exact key, no wildcard)."""
+    if not bundle_arn:
+        return []
+    return [{"Sid": "NodeBundle", "Effect": "Allow", "Action": "s3:GetObject", "Resource": bundle_arn}]
+
+
 def _params_statement(plan: ClusterPlan, account: str, key: str) -> list[dict[str, Any]]:
     name = plan.secret_params.get(key)
     if not name:
@@ -144,7 +155,7 @@ def _params_statement(plan: ClusterPlan, account: str, key: str) -> list[dict[st
 
 
 def server_policy_document(
-    plan: ClusterPlan, account: str, repo_arn: str | None, log_group_arn: str
+    plan: ClusterPlan, account: str, repo_arn: str | None, log_group_arn: str, bundle_arn: str | None = None
 ) -> dict[str, Any]:
     """Inline policy of the GPU-node role (pure: tests read it directly).
 
@@ -152,14 +163,19 @@ def server_policy_document(
         plan: the cluster plan. account: AWS account id (12 digits). repo_arn: the stack's ECR
             repository ARN (``None`` in ``uri`` mode; an image given by ECR URI then gets pull
             on its own repository only). log_group_arn: the stack's log group ARN.
+            bundle_arn: ARN of the server bundle object (``None``: no statement).
 
     Returns:
-        An IAM policy document: logs on the stack's group, the HF-token parameter (when set),
+        An IAM policy document: logs on the stack's group, its bundle object, the HF-token parameter (when set),
         image pull (ECR images only) and S3 weights read (when ``model_s3_uri`` is set).
     """
     if not repo_arn and plan.spec.image_source == "uri":
         repo_arn = given_ecr_repository_arn(plan.spec.image)
-    statements = [_logs_statement(log_group_arn), *_params_statement(plan, account, "hf_token")]
+    statements = [
+        _logs_statement(log_group_arn),
+        *_bundle_statement(bundle_arn),
+        *_params_statement(plan, account, "hf_token"),
+    ]
     if repo_arn:
         statements += [
             {
@@ -201,13 +217,21 @@ def server_policy_document(
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def router_policy_document(plan: ClusterPlan, account: str, log_group_arn: str) -> dict[str, Any]:
-    """Inline policy of the router role: logs and the router-API-key parameter, nothing else.
+def router_policy_document(
+    plan: ClusterPlan, account: str, log_group_arn: str, bundle_arn: str | None = None
+) -> dict[str, Any]:
+    """Inline policy of the router role: logs, its bundle object and the router-API-key
+    parameter, nothing else.
 
     Args:
         plan: the cluster plan. account: AWS account id. log_group_arn: the stack's log group.
+        bundle_arn: ARN of the router bundle object (``None``: no statement).
     """
-    statements = [_logs_statement(log_group_arn), *_params_statement(plan, account, "router_api_key")]
+    statements = [
+        _logs_statement(log_group_arn),
+        *_bundle_statement(bundle_arn),
+        *_params_statement(plan, account, "router_api_key"),
+    ]
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -315,6 +339,10 @@ def _ec2_trust() -> str:
 class NodeIdentity(pulumi.ComponentResource):
     """Roles and instance profiles per node kind, log group, secrets key and parameters.
 
+    ``bundle_arns`` (``{"server"|"router": object ARN}``, from
+    :class:`infra.components.bundle.NodeBundles`) gives each kind's role ``s3:GetObject`` on
+    exactly its bundle object; without it no S3 statement is added.
+
     Attributes:
         server_profile_arn: instance profile ARN of the GPU nodes.
         router_profile_arn: instance profile ARN of the router.
@@ -332,8 +360,11 @@ class NodeIdentity(pulumi.ComponentResource):
         repo_arn: pulumi.Output[str] | None,
         secrets: dict[str, pulumi.Output[str]],
         opts: pulumi.ResourceOptions | None = None,
+        bundle_arns: Mapping[Kind, pulumi.Output[str]] | None = None,
     ) -> None:
         super().__init__("sglang:aws:NodeIdentity", name, None, opts)
+        no_bundle = pulumi.Output.from_input("")
+        bundles = dict(bundle_arns or {})
         child = pulumi.ResourceOptions(parent=self)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
@@ -372,12 +403,12 @@ class NodeIdentity(pulumi.ComponentResource):
                 opts=kind_opts("ssm-core"),
             )
             if kind == "servers":
-                doc = pulumi.Output.all(account, repo, log_group.arn).apply(
-                    lambda a: json.dumps(server_policy_document(plan, a[0], a[1] or None, a[2]))
+                doc = pulumi.Output.all(account, repo, log_group.arn, bundles.get("server", no_bundle)).apply(
+                    lambda a: json.dumps(server_policy_document(plan, a[0], a[1] or None, a[2], a[3] or None))
                 )
             else:
-                doc = pulumi.Output.all(account, log_group.arn).apply(
-                    lambda a: json.dumps(router_policy_document(plan, a[0], a[1]))
+                doc = pulumi.Output.all(account, log_group.arn, bundles.get("router", no_bundle)).apply(
+                    lambda a: json.dumps(router_policy_document(plan, a[0], a[1], a[2] or None))
                 )
             policies[kind] = aws.iam.RolePolicy(
                 f"{name}-{kind}-policy", role=role.id, policy=doc, opts=kind_opts("policy")

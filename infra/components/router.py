@@ -45,6 +45,7 @@ class Router(pulumi.ComponentResource):
         instance_profile_arn: pulumi.Input[str],
         depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        bundle_bucket: pulumi.Input[str] = "",
     ) -> None:
         super().__init__("sglang:aws:Router", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -70,8 +71,8 @@ class Router(pulumi.ComponentResource):
             opts=child,
         )
         groups = sorted(head_ips)
-        user_data = pulumi.Output.all(*[head_ips[g] for g in groups]).apply(
-            lambda ips: pack_b64(router_boot(plan, dict(zip(groups, ips, strict=True))).user_data)
+        user_data = pulumi.Output.all(bundle_bucket, *[head_ips[g] for g in groups]).apply(
+            lambda a: pack_b64(router_boot(plan, dict(zip(groups, a[1:], strict=True)), a[0]).user_data)
         )
         self.instance = aws.ec2.Instance(
             name,

@@ -157,15 +157,15 @@ def bench_argv(run: Run, base_url: str, model: str, tokenizer: str, output_file:
     """Full argv after ``python -m sglang.benchmark.serving`` for one run.
 
     ``--backend sglang`` sends SGLang's native ``/generate`` through the router; ``--model``
-    is the served name (also put in each request's body through ``--extra-request-body``, as
-    smg requires) and ``--tokenizer`` where the tokenizer files are (``/fsx/models/<id>``
-    on a GPU node), so nothing is fetched from the hub.
+    is the served name and ``--tokenizer`` where the tokenizer files are (``/fsx/models/<id>``
+    on a GPU node), so nothing is fetched from the hub. The module's ``/generate`` body has no
+    ``model`` (``--model`` only picks the tokenizer and the report's name), and smg 1.13.0 with
+    worker discovery (the default gateway) refuses such a body with 400 ``missing_model``:
+    ``--extra-request-body '{"model": ...}'`` adds it (0.5.23 spreads that JSON into the body;
+    ``tests/conformance/test_gateway_native_generate.py``).
     """
     argv = ["--backend", "sglang", "--base-url", base_url]
     if model:
-        # The sglang backend's /generate payload has no ``model`` field, and smg under file
-        # discovery (the default gateway) refuses a /generate without one (400 missing_model):
-        # 0.5.23 merges ``--extra-request-body`` (JSON) into every request's payload.
         argv += ["--model", model, "--extra-request-body", json.dumps({"model": model})]
     if tokenizer:
         argv += ["--tokenizer", tokenizer]

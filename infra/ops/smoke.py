@@ -13,8 +13,7 @@ sampling        temperature/top_p/top_k/max_tokens honoured: at most ``max_token
 streaming       ``stream: true``: ``text/event-stream``, JSON chunks, ends with ``[DONE]``
 logprobs        ``logprobs: 1`` on a completion: one number per generated token
 stop sequences  ``stop: [","]``: finish reason ``stop`` and no ``,`` in the text
-generate        SGLang's native ``POST /generate`` (with ``model``: smg needs it):
-                ``text`` and ``meta_info``
+generate        SGLang's native ``POST /generate``: ``text`` and ``meta_info``
 health          ``GET /health`` answers 200
 ==============  ==================================================================
 
@@ -294,21 +293,21 @@ def check_stop(t: Target) -> str:
 def check_generate(t: Target) -> str:
     """SGLang's native ``POST /generate``: ``text`` and ``meta_info.completion_tokens``.
 
+    The body names ``model`` (``t.model``): smg 1.13.0 with worker discovery (the default
+    gateway) runs in multi-model mode and answers a ``/generate`` without it with 400
+    ``missing_model``; SGLang 0.5.23's ``/generate`` ignores the extra key
+    (``tests/conformance/test_gateway_native_generate.py``).
+
     Raises:
         CheckFailedError: with the detail line when the check fails.
     """
-    # ``model`` names the model: smg under file discovery (the default gateway) runs its
-    # multi-model mode and refuses a /generate without it (400 ``missing_model``, seen with smg
-    # 1.13.0 in tests/conformance/test_ops_through_smg.py); SGLang 0.5.23's /generate contract
-    # ignores unknown keys (``sglang/api/v1/api_types.py`` ``GenerateRequest``).
-    doc = t.post(
-        "/generate",
-        {
-            "model": t.model,
-            "text": "The capital of France is",
-            "sampling_params": {"max_new_tokens": 16, "temperature": 0},
-        },
-    )
+    body: dict[str, Any] = {
+        "text": "The capital of France is",
+        "sampling_params": {"max_new_tokens": 16, "temperature": 0},
+    }
+    if t.model:
+        body["model"] = t.model
+    doc = t.post("/generate", body)
     if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
         raise CheckFailedError("generate: no 'text' in the reply of POST /generate")
     meta = doc.get("meta_info") or {}

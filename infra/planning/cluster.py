@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from infra.planning import argv as argvs
 from infra.planning import flags, gateway, pd
+from infra.planning.bundle import MAX_BUCKET_NAME, bundle, bundle_env, check_object_tags
 from infra.planning.capacity import CapacityPlan, check_capacity, plan_capacity
 from infra.planning.catalog import PRICE_DATE, PRICE_SOURCE, InstanceType, lookup
 from infra.planning.efa import NetworkInterfaceSpec, efa_count, network_interfaces
@@ -65,17 +66,21 @@ class Runtime:
         image: image reference nodes pull (an ECR URI in the mirror and build modes).
         fsx_dns: DNS name of the FSx file system ("" without a model store).
         fsx_mount_name: its Lustre mount name.
+        bundle_bucket: name of the stack's bucket holding the node bundles
+            (:mod:`infra.planning.bundle`); "" only in pure tests that never boot a node.
     """
 
     image: str
     fsx_dns: str = ""
     fsx_mount_name: str = ""
+    bundle_bucket: str = ""
 
 
 WORST_CASE_RUNTIME = Runtime(
     image="123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/" + "x" * 100 + ":sglang-0.5.23",
     fsx_dns="fs-0123456789abcdef0.fsx.ap-southeast-2.amazonaws.com",
     fsx_mount_name="abcdefgh",
+    bundle_bucket=MAX_BUCKET_NAME,
 )
 """Longest plausible values, for the size check before resources exist."""
 
@@ -373,6 +378,7 @@ def server_node_boot(
         procs,
         plan.container_env,
         cloudwatch_config(plan.log_group, node.name, logs),
+        bundle_env(bundle("server"), runtime.bundle_bucket, plan.region),
     )
     return NodeBoot(full, ud)
 
@@ -392,8 +398,12 @@ def gateway_workers(plan: ClusterPlan, head_ips: Mapping[int, str]) -> list[Work
     return pd.pd_workers(plan.layout, head_ips)
 
 
-def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str]) -> NodeBoot:
+def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str], bundle_bucket: str = "") -> NodeBoot:
     """Argv and user data of the router node (the gateway the spec's ``gateway`` chooses).
+
+    Args:
+        bundle_bucket: the stack's node-bundle bucket (:class:`Runtime`), "" when only the argv
+            is wanted.
 
     Raises:
         UserDataTooLargeError: over 16384 bytes.
@@ -416,7 +426,8 @@ def router_boot(plan: ClusterPlan, head_ips: Mapping[int, str]) -> NodeBoot:
     log_files = ["boot.log", "router.log"] + ([] if smg else ["router-sync.log"])
     logs = cloudwatch_config(plan.log_group, "router", log_files)
     files = {gateway.DISCOVERY_FILE: gateway.discovery_manifest_text(workers)} if smg else {}
-    ud = router_user_data(env, argv, logs, extra_files=files, sync=not smg)
+    bundle_values = bundle_env(bundle("router"), bundle_bucket, plan.region)
+    ud = router_user_data(env, argv, logs, bundle_values, extra_files=files, sync=not smg)
     return NodeBoot(gateway.gateway_processes(spec, argv), ud)
 
 
@@ -529,12 +540,13 @@ def plan_cluster(
 
         check_slurm(plan)
         return plan
+    check_object_tags(spec.tag_map)  # the node bundles are S3 objects (default tags land on them)
     # User data with the longest possible addresses must fit before anything is created.
     worst = {g: WORST_CASE_IP for g in range(layout.groups)}
     try:
         for node in layout.nodes:
             server_node_boot(plan, node, WORST_CASE_IP, WORST_CASE_RUNTIME)
-        router_boot(plan, worst)
+        router_boot(plan, worst, MAX_BUCKET_NAME)
     except UserDataTooLargeError as e:
         raise SpecError(
             qualified("extra_server_args"),

@@ -252,3 +252,28 @@ def gateway_processes(spec: StackSpec, argv: list[str]) -> list[list[str]]:
     if spec.gateway == "smg":
         return [argv]
     return [argv, list(ROUTER_SYNC_ARGV)]
+
+
+def gateway_warnings(spec: StackSpec, api_key_set: bool) -> list[str]:
+    """Plain plan warnings about the gateway itself.
+
+    Args:
+        spec: the stack spec (``client_cidrs``).
+        api_key_set: whether the stack sets ``router_api_key``.
+
+    Returns:
+        One line when no API key is set: both gateways then answer their control plane
+        (``POST /workers``, ``DELETE /workers/{id}``) without authentication, so any client in
+        ``client_cidrs`` can register its own URL as a worker and receive prompts, or remove
+        the real ones (smg 1.13.0 and sglang-router 0.3.2 on loopback, 2026-11-21: ``POST
+        /workers`` 202 without a key, 401 with ``--api-key`` set;
+        ``tests/conformance/test_gateway_native_generate.py``).
+    """
+    if api_key_set:
+        return []
+    return [
+        f"{qualified('router_api_key')}: not set: the gateway's worker API (POST /workers, DELETE "
+        f"/workers/ID) answers without authentication, so any client in client_cidrs "
+        f"({', '.join(spec.client_cidrs) or 'none'}) can add its own URL as a worker (and receive "
+        "prompts) or remove yours. Set it: pulumi config set --secret router_api_key sk-..."
+    ]

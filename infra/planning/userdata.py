@@ -77,6 +77,12 @@ LOGROTATE_FILES = (
 """Static files of ``userdata/`` and where they go: size-based rotation of ``/var/log/sglang``,
 checked hourly (every node, router included)."""
 LOG_DIR_CMD = ["install", "-d", "-m", "0755", "/var/log/sglang"]
+BUNDLE_ENV_PATH = "/etc/sglang/bundle.env"
+"""Where the node's bundle is and what it hashes to (:mod:`infra.planning.bundle`)."""
+BOOTSTRAP_SOURCE = "sglang-bootstrap"
+BOOTSTRAP_PATH = "/usr/local/sbin/sglang-bootstrap"
+"""The one script user data still carries: it fetches, verifies and unpacks the node's bundle
+of static files (:mod:`infra.planning.bundle`), then runs the command it is given."""
 
 
 class UserDataTooLargeError(ValueError):
@@ -145,6 +151,14 @@ def _static(names: tuple[str, ...], directory: str, permissions: str) -> list[di
 
 def _logrotate() -> list[dict[str, str]]:
     return [_write(path, shipped_file(name)) for name, path in LOGROTATE_FILES]
+
+
+def _bootstrap(bundle: Mapping[str, str]) -> list[dict[str, str]]:
+    """``bundle.env`` and the bootstrap that reads it (the only script left in user data)."""
+    return [
+        _write(BUNDLE_ENV_PATH, env_file(bundle)),
+        _write(BOOTSTRAP_PATH, shipped_file(BOOTSTRAP_SOURCE), "0755"),
+    ]
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -253,11 +267,15 @@ def server_user_data(
     processes: list[ServerProcess],
     container_env: Mapping[str, str],
     cloudwatch: Mapping[str, object],
+    bundle: Mapping[str, str],
 ) -> str:
     """User data of one GPU node.
 
-    A node of a multi-node server (``SGLANG_NNODES`` > 1 in ``node_env``) also gets the group
-    restart files: ``sglang-group``, ``sglang-group@.service`` and the server unit's drop-in.
+    The static scripts and units come from the node's bundle (:mod:`infra.planning.bundle`):
+    ``sglang-bootstrap`` fetches and verifies it in ``runcmd`` and only then enables the units.
+    A node of a multi-node server (``SGLANG_NNODES`` > 1 in ``node_env``) also gets the server
+    unit's group drop-in (``sglang-group`` and ``sglang-group@.service`` are in every server
+    bundle and run only through that drop-in).
 
     Args:
         node_name: stable node name (``server-g0-r0``), for the size error.
@@ -265,6 +283,7 @@ def server_user_data(
         processes: the server ranks on this node; each argv without ``--dist-init-addr``.
         container_env: environment of the serving containers (NCCL/EFA and the user's).
         cloudwatch: the CloudWatch agent configuration (JSON object).
+        bundle: ``/etc/sglang/bundle.env`` values (:func:`infra.planning.bundle.bundle_env`).
 
     Returns:
         The MIME document; gzipped (:func:`pack`) it is at most 16384 bytes.
@@ -276,18 +295,11 @@ def server_user_data(
     files += [_write(f"/etc/sglang/server-{p.slot}.argv", argv_file(p.argv)) for p in processes]
     files.append(_write("/etc/sglang/container.env", docker_env_file(container_env)))
     files.append(_write(CLOUDWATCH_CONFIG, json.dumps(cloudwatch, indent=1) + "\n"))
-    files.append(_write(LIB_PATH, shipped_file("sglang-lib.sh")))
-    files += _static(SERVER_SCRIPTS, "/usr/local/bin", "0755")
-    files += _static(SERVER_UNITS, "/etc/systemd/system", "0644")
-    files += _logrotate()
+    files += _bootstrap(bundle)
 
     if int(node_env.get("SGLANG_NNODES", "1")) > 1:
         # The drop-in Wants= sglang-group@SLOT, so nothing else needs enabling.
-        files += _static(GROUP_SCRIPTS, "/usr/local/bin", "0755")
-        files += _static(GROUP_UNITS, "/etc/systemd/system", "0644")
         files.append(_write(GROUP_DROP_IN[1], shipped_file(GROUP_DROP_IN[0])))
-    if node_env.get("SGLANG_KV_TRANSPORT"):
-        files += _static(PD_SCRIPTS, "/usr/local/bin", "0755")
     # sglang-node and sglang-model come in through Requires=; ready@ is wanted by its server.
     units = [f"sglang-server@{p.slot}.service" for p in processes]
     units += [f"sglang-ready@{p.slot}.service" for p in processes if p.is_head]
@@ -297,8 +309,8 @@ def server_user_data(
             # systemd opens StandardOutput=append: files before ExecStart and creates no
             # directories, so the log directory must exist before any unit starts.
             LOG_DIR_CMD,
-            ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "--now", "--no-block", *units],
+            # daemon-reload and the enable run only once the bundle is verified and unpacked.
+            [BOOTSTRAP_PATH, "systemctl", "enable", "--now", "--no-block", *units],
         ],
     }
     return _check_size(node_name, mime([("cloud-config", cloud_config(doc))]))
@@ -308,16 +320,21 @@ def router_user_data(
     node_env: Mapping[str, str],
     argv: list[str],
     cloudwatch: Mapping[str, object],
+    bundle: Mapping[str, str],
     *,
     extra_files: Mapping[str, str] | None = None,
     sync: bool = True,
 ) -> str:
-    """User data of the router node (Ubuntu): Python venv packages, argv, unit.
+    """User data of the router node (Ubuntu): Python venv packages, argv, the bootstrap and
+    ``bundle.env`` of the router bundle (:mod:`infra.planning.bundle`), which holds the
+    scripts and units of both gateways.
 
     Args:
+        bundle: ``/etc/sglang/bundle.env`` values (:func:`infra.planning.bundle.bundle_env`).
         extra_files: ``{path: text}`` written as they are (smg's worker manifest).
-        sync: ship and enable ``sglang-router-sync`` (sglang-router only; smg discovers its
-            workers from the manifest itself).
+        sync: enable ``sglang-router-sync`` (sglang-router only; smg discovers its workers
+            from the manifest itself). The unit is in the router bundle either way and starts
+            only when enabled (``WantedBy=multi-user.target``, wanted by nothing else).
 
     Returns:
         The MIME document; gzipped (:func:`pack`) it is at most 16384 bytes.
@@ -331,23 +348,17 @@ def router_user_data(
         _write(CLOUDWATCH_CONFIG, json.dumps(cloudwatch, indent=1) + "\n"),
     ]
     files += [_write(path, text) for path, text in sorted((extra_files or {}).items())]
-    files.append(_write(LIB_PATH, shipped_file("sglang-lib.sh")))
-    scripts = ROUTER_SCRIPTS if sync else tuple(s for s in ROUTER_SCRIPTS if s != "sglang-router-sync")
-    units = ROUTER_UNITS if sync else tuple(u for u in ROUTER_UNITS if u != "sglang-router-sync.service")
+    files += _bootstrap(bundle)
     enabled = (
         ROUTER_ENABLED if sync else tuple(u for u in ROUTER_ENABLED if u != "sglang-router-sync.service")
     )
-    files += _static(scripts, "/usr/local/bin", "0755")
-    files += _static(units, "/etc/systemd/system", "0644")
-    files += _logrotate()
     doc = {
         "package_update": True,
         "packages": ["python3-venv", "python3-pip", "curl"],
         "write_files": files,
         "runcmd": [
             LOG_DIR_CMD,
-            ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "--now", "--no-block", *enabled],
+            [BOOTSTRAP_PATH, "systemctl", "enable", "--now", "--no-block", *enabled],
         ],
     }
     return _check_size("router", mime([("cloud-config", cloud_config(doc))]))

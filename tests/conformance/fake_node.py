@@ -26,6 +26,11 @@ _COMMON = r"""#!/usr/bin/env bash
 # Stand-in: fail the first N calls of a kind (counted in $FAKE_STATE), then succeed.
 set -u
 printf '%s\n' "$(basename "$0") $*" >> "${FAKE_STATE}/calls.log"
+tick() {  # a monotonic clock for systemd's Active*TimestampMonotonic (boot starts at 100)
+  local t
+  t=$(( $(cat "${FAKE_STATE}/clock" 2>/dev/null || echo 100) + 1 ))
+  echo "${t}" > "${FAKE_STATE}/clock"; echo "${t}"
+}
 fail_first() {  # fail_first KIND N RC MESSAGE
   local n
   n=$(( $(cat "${FAKE_STATE}/$1.count" 2>/dev/null || echo 0) + 1 ))
@@ -100,7 +105,7 @@ esac
 if [ "$#" = 1 ]; then echo "mount: $1: can't find in /etc/fstab." >&2; exit 1; fi
 case "${!#}" in */opt/dlami/nvme)  # the instance-store file system (sglang-nvme)
   fail_first nvmemount "${FAKE_NVME_MOUNT_FAILS:-0}" 32 "mount: ${!#}: wrong fs type, bad option, bad superblock"
-  touch "${FAKE_STATE}/nvme-mounted"; exit 0;;
+  tick > "${FAKE_STATE}/nvme-mounted"; exit 0;;
 esac
 fail_first mount "${FAKE_MOUNT_FAILS:-0}" 5 \
   "mount.lustre: mount fs-0123@tcp:/abcdef at /fsx failed: Input/output error Is the MGS running?"
@@ -142,11 +147,24 @@ case "$1" in
       echo "${FAKE_FM_STATE:-active}"; [ "${FAKE_FM_STATE:-active}" = active ]; exit; fi
     case " ${FAKE_ACTIVE-sglang-node.service sglang-model.service} " in
       *" $2 "*) echo active;; *) echo failed; exit 3;; esac;;
-  show) echo "${FAKE_FM_LOADSTATE:-not-found}";;
+  show)
+    # ActiveEnterTimestampMonotonic: docker.service started at boot (50, before any mount)
+    # unless restarted since; opt-dlami-nvme.mount when the instance store was mounted (0 =
+    # not mounted, or mounted before this boot's docker: a test's bare touch).
+    if [ "$2 $3" = "-P ActiveEnterTimestampMonotonic" ]; then
+      case "$4" in
+        docker.service) cat "${FAKE_STATE}/docker-started" 2>/dev/null || echo 50;;
+        opt-dlami-nvme.mount) t=$(cat "${FAKE_STATE}/nvme-mounted" 2>/dev/null); echo "${t:-0}";;
+        *) echo 0;;
+      esac
+      exit 0
+    fi
+    echo "${FAKE_FM_LOADSTATE:-not-found}";;
   start) exit 0;;
   restart)
     fail_first restart "${FAKE_RESTART_FAILS:-0}" 1 \
       "Job for $2 failed because the control process exited with error code."
+    [ "$2" != docker.service ] || tick > "${FAKE_STATE}/docker-started"
     exit 0;;
   *) echo "fake systemctl: unexpected $*" >&2; exit 2;;
 esac
@@ -163,6 +181,8 @@ for ((i = 1; i <= ${FAKE_NVME_DISKS:-0}; i++)); do
   [ -e "${FAKE_STATE}/md-super" ] && fs=linux_raid_member
   [ "$(cat "${FAKE_STATE}/fs-dev" 2>/dev/null)" = "/dev/nvme${i}n1" ] && fs=ext4
   [ -n "${FAKE_NVME_CLAIMED:-}" ] && fs=LVM2_member
+  # FAKE_NVME_CLAIMED_DISKS=N: the DLAMI's set-up is half-way: only the first N disks are its.
+  [ "${i}" -le "${FAKE_NVME_CLAIMED_DISKS:-0}" ] && fs=LVM2_member
   echo "NAME=\"/dev/nvme${i}n1\" FSTYPE=\"${fs}\" MODEL=\"Amazon EC2 NVMe Instance Storage        \""
 done
 """,
@@ -191,7 +211,8 @@ echo "${dev}"
     # FAKE_NVME_MOUNTED_AFTER=N: someone else (the DLAMI) mounts the instance store after N checks.
     "mountpoint": r"""
 if [ -n "${FAKE_NVME_MOUNTED_AFTER:-}" ]; then
-  ( fail_first dlamimount "${FAKE_NVME_MOUNTED_AFTER}" 1 "" ) 2>/dev/null && touch "${FAKE_STATE}/nvme-mounted"
+  [ -e "${FAKE_STATE}/nvme-mounted" ] \
+    || { ( fail_first dlamimount "${FAKE_NVME_MOUNTED_AFTER}" 1 "" ) 2>/dev/null && tick > "${FAKE_STATE}/nvme-mounted"; }
 fi
 [ "$2" = "${SGLANG_ROOT}/opt/dlami/nvme" ] && [ -e "${FAKE_STATE}/nvme-mounted" ]
 """,
@@ -253,7 +274,7 @@ class Node:
         (self.root / "run").mkdir()
         (self.state / "mounted").unlink(missing_ok=True)
         # The md array stops and the NVMe file system is unmounted (the disks keep both).
-        for kernel_state in ("nvme-mounted", "md-active"):
+        for kernel_state in ("nvme-mounted", "md-active", "docker-started"):
             (self.state / kernel_state).unlink(missing_ok=True)
         (self.root / "dev/md/sglang-nvme").unlink(missing_ok=True)
         self.reset_counters()

@@ -19,10 +19,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
+from infra.planning.bundle import installed_files
 from infra.planning.cluster import plan_cluster, router_boot, server_node_boot
-from infra.planning.userdata import LOGROTATE_FILES, shipped_file, split_mime
+from infra.planning.userdata import LOGROTATE_FILES, shipped_file
 from infra.spec import parse_config
 from tests.conformance.fake_node import NODE_SCRIPTS, USERDATA, Node, error_lines, make_node
 from tests.conftest import base_config
@@ -416,7 +416,7 @@ def test_logrotate_files_installed_on_every_node() -> None:
     docs = [server_node_boot(plan, n, "10.0.1.10").user_data for n in plan.layout.nodes]
     docs.append(router_boot(plan, {0: "10.0.1.10"}).user_data)
     for ud in docs:
-        files = {f["path"]: f for f in yaml.safe_load(split_mime(ud)["text/cloud-config"])["write_files"]}
+        files = installed_files(ud)  # the node's bundle and its user data
         for name, path in LOGROTATE_FILES:
             # Nodes get the file without its comment lines (infra/planning/minify.py).
             assert files[path]["content"] == shipped_file(name)

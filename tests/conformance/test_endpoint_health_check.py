@@ -1,29 +1,31 @@
-"""The load balancer's health check against the real sglang-router 0.3.2 binary on loopback.
+"""The load balancer's health check against the real gateway binaries on loopback.
 
 The target group of ``endpoint: https`` checks the router with an HTTP GET of the plan's
 ``endpoint.load_balancer.health_check.path`` and counts the target healthy on its ``matcher``.
 An ALB health check sends no ``Authorization`` header, so with ``router_api_key`` set the path
 must answer without the key, and it must answer the matcher only once a worker is healthy.
 
-The router runs with the prod-tp16-https stack's rendered argv for ``gateway: sglang-router``
-(the smg default's ``/readiness``, 503 without a healthy worker and 200 with one, is asserted
-with the real smg binary in ``test_gateway_live.py``), addresses rewritten to loopback
-and ``--api-key`` appended as ``sglang-router-run`` does when the stack sets the key. The worker
-is ``mock_worker.py``, a stand-in (a real SGLang server needs GPUs), started late so the router
+Both gateways (smg, the default, and sglang-router 0.3.2) run with the prod-tp16-https stack's
+rendered argv, addresses rewritten to loopback (smg: in its discovery manifest) and
+``--api-key`` appended as ``sglang-router-run`` does when the stack sets the key. The worker is
+``gateway_worker.py``, a stand-in (a real SGLang server needs GPUs), started late so the router
 first runs with no healthy worker. Every wait is bounded; the processes are killed at the end.
 """
 
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.conformance.conftest import HERE, ROUTER_PYTHON, gateway_plan_json, require
+import pytest
+
+from infra.planning.gateway import DISCOVERY_FILE
+from tests.conformance.conftest import gateway_plan_json
+from tests.conformance.gateway_harness import start_gateway, start_worker, write_tokenizer_dir
+from tests.conformance.test_gateway_live import _written_files
 
 API_KEY = "sk-endpoint-health-check-key"
 
@@ -59,8 +61,11 @@ def _wait_for(url: str, want: int, seconds: float) -> int:
     return got
 
 
-def test_health_check_path_follows_worker_health_without_the_api_key(tmp_path: Path, procs: list) -> None:
-    doc = gateway_plan_json("prod-tp16-https", "sglang-router")
+@pytest.mark.parametrize("gateway", ["smg", "sglang-router"])
+def test_health_check_path_follows_worker_health_without_the_api_key(
+    gateway: str, tmp_path: Path, procs: list
+) -> None:
+    doc = gateway_plan_json("prod-tp16-https", gateway)
     hc = doc["endpoint"]["load_balancer"]["health_check"]
     (router,) = [n for n in doc["nodes"] if n["role"] == "router"]
     argv = list(router["processes"][0]["argv"])
@@ -68,7 +73,13 @@ def test_health_check_path_follows_worker_health_without_the_api_key(tmp_path: P
     assert argv[argv.index("--port") + 1] == str(doc["endpoint"]["load_balancer"]["target"]["port"])
     (url,) = doc["outputs"]["server_urls"].values()
     worker_port, port, prom = _free_port(), _free_port(), _free_port()
-    argv[argv.index(url)] = f"http://127.0.0.1:{worker_port}"
+    local = f"http://127.0.0.1:{worker_port}"
+    if gateway == "smg":  # the worker is in the discovery manifest the plan writes
+        manifest = _written_files(router["user_data"])[DISCOVERY_FILE].replace(f'"{url}"', f'"{local}"')
+        (tmp_path / "workers.json").write_text(manifest)
+        argv[argv.index("--discovery-file") + 1] = str(tmp_path / "workers.json")
+    else:
+        argv[argv.index(url)] = local
     for flag, value in (
         ("--host", "127.0.0.1"),
         ("--port", str(port)),
@@ -76,12 +87,7 @@ def test_health_check_path_follows_worker_health_without_the_api_key(tmp_path: P
         ("--prometheus-port", str(prom)),
     ):
         argv[argv.index(flag) + 1] = value
-    log = (tmp_path / "router.log").open("w")
-    procs.append(
-        subprocess.Popen(
-            [str(require(ROUTER_PYTHON)), *argv[1:], "--api-key", API_KEY], stdout=log, stderr=log
-        )
-    )
+    start_gateway(procs, [*argv, "--api-key", API_KEY], tmp_path / "router.log")
     base = f"http://127.0.0.1:{port}"
     check = f"{base}{hc['path']}"
     matcher = int(hc["matcher"])
@@ -91,8 +97,8 @@ def test_health_check_path_follows_worker_health_without_the_api_key(tmp_path: P
     assert _wait_for(f"{base}/health", 200, 20) == 200, (tmp_path / "router.log").read_text()[-2000:]
     assert _status(check) == 503
 
-    procs.append(
-        subprocess.Popen([sys.executable, str(HERE / "mock_worker.py"), str(worker_port), doc["model"]])
+    start_worker(
+        procs, worker_port, doc["model"], write_tokenizer_dir(tmp_path / "tok"), tmp_path / "req.log"
     )
     # Healthy worker: the path answers the matcher without the API key (an ALB sends none),
     # while a request to the API without the key is still refused.

@@ -58,13 +58,11 @@ def test_stack_gateway_argv_parses(stack: str, gateway: str) -> None:
     if gateway == "smg":
         assert args["discovery_provider"] == "file" and args["discovery_file"] == DISCOVERY_FILE
         assert args["remove_unhealthy_workers"] is True
-    elif "pd" in doc:
-        # Prefill/decode pools: the real parser reads each prefill's bootstrap port.
+    elif doc.get("pd"):  # PD: --prefill URL BOOTSTRAP_PORT / --decode URL, no --worker-urls
         workers = doc["pd"]["workers"]
-        assert args["pd_disaggregation"] is True and args["worker_urls"] == []
-        assert [[u, int(p)] for u, p in args["prefill_urls"]] == [
-            [w["url"], w["bootstrap_port"]] for w in workers if w["role"] == "prefill"
-        ]
+        assert args["pd_disaggregation"] is True and not args["worker_urls"]
+        prefill = [[w["url"], w["bootstrap_port"]] for w in workers if w["role"] == "prefill"]
+        assert [list(p) for p in args["prefill_urls"]] == prefill
         assert args["decode_urls"] == [w["url"] for w in workers if w["role"] == "decode"]
     else:
         assert args["worker_urls"] == list(doc["outputs"]["server_urls"].values())

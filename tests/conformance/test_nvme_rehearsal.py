@@ -39,6 +39,11 @@ def _run(node: Node, disks: int, **fake: str) -> str:
     return p.stderr
 
 
+def _restarts(node: Node) -> list[str]:
+    """The stand-in systemctl's calls that change something (``show`` only reads)."""
+    return [c for c in node.calls("systemctl") if c.split()[1] != "show"]
+
+
 def _count(node: Node, prog: str, word: str = "") -> int:
     return len([c for c in node.calls(prog) if word in c])
 
@@ -56,14 +61,14 @@ def test_p5_eight_disks_raid0_then_rerun_reboot_and_stop_start(tmp_path: Path) -
     assert node.calls("mount") == [f"mount -o noatime {md} {node.root}/opt/dlami/nvme"]
     conf = json.loads((node.root / "etc/docker/daemon.json").read_text())
     assert conf == {**DLAMI_DAEMON_JSON, "data-root": "/opt/dlami/nvme/docker"}
-    assert node.calls("systemctl") == ["systemctl restart docker.service"]
+    assert _restarts(node) == ["systemctl restart docker.service"]
     assert (node.root / "opt/dlami/nvme/huggingface").is_dir()
 
     # The unit runs again in the same boot: nothing is created, mounted or restarted.
     before = node.snapshot()
     _run(node, 8)
     assert _count(node, "mdadm", "--create") == 1 and _count(node, "mkfs.ext4") == 1
-    assert _count(node, "mount") == 1 and _count(node, "systemctl") == 1
+    assert _count(node, "mount") == 1 and len(_restarts(node)) == 1
     assert node.snapshot() == before
 
     # Reboot: instance store keeps its data; the array is assembled again, never re-created
@@ -137,9 +142,9 @@ def test_dlami_mount_is_used_as_is(tmp_path: Path) -> None:
     (node.state / "nvme-mounted").touch()
     _run(node, 8)
     assert node.calls("mdadm") == [] and node.calls("mkfs.ext4") == [] and node.calls("mount") == []
-    assert node.calls("systemctl") == ["systemctl restart docker.service"]
+    assert _restarts(node) == ["systemctl restart docker.service"]
     _run(node, 8)
-    assert len(node.calls("systemctl")) == 1
+    assert len(_restarts(node)) == 1
 
 
 @pytest.mark.parametrize(("fails", "ok"), [("2", True), ("9", False)])
@@ -195,3 +200,55 @@ def test_a_node_without_docker_only_mounts(tmp_path: Path) -> None:
     _run(node, 2)
     assert _count(node, "mount") == 1 and node.calls("systemctl") == []
     assert (node.root / "etc/docker/daemon.json").read_text() == before
+
+
+def test_a_half_claimed_set_of_disks_is_never_split(tmp_path: Path) -> None:
+    """The DLAMI's ``dlami-nvme.service`` stripes every instance-store disk into one LVM volume
+    and mounts it at /opt/dlami/nvme (as seen on DLAMI nodes: vg.01/lv_ephemeral, ext4). Caught
+    half-way (3 of 8 disks already LVM members), the other 5 are blank: an array of ours over
+    them would take disks from under the DLAMI's set-up. Its mount is waited for instead."""
+    node = _node(tmp_path)
+    _run(node, 8, FAKE_NVME_CLAIMED_DISKS="3", FAKE_NVME_MOUNTED_AFTER="2")
+    assert [c for c in node.calls("mdadm") if "--create" in c] == []
+    assert node.calls("mkfs.ext4") == [] and node.calls("mount") == []
+    assert (
+        json.loads((node.root / "etc/docker/daemon.json").read_text())["data-root"]
+        == "/opt/dlami/nvme/docker"
+    )
+
+
+def test_docker_started_before_the_dlami_mount_starts_again_after_a_reboot(tmp_path: Path) -> None:
+    """After a reboot daemon.json already names /opt/dlami/nvme/docker, and Docker (enabled at
+    boot) may start before the DLAMI has mounted the instance store: it then runs on the
+    root-volume directory the mount hides, pulls the image onto the EBS volume and loses it at
+    its next restart. Such a Docker is restarted (systemd's ActiveEnterTimestampMonotonic of
+    docker.service before that of opt-dlami-nvme.mount); one started after it is left alone."""
+    node = _node(tmp_path)
+    _run(node, 8, FAKE_NVME_CLAIMED="1", FAKE_NVME_MOUNTED_AFTER="0")
+    assert _count(node, "systemctl", "restart docker") == 1  # daemon.json changed
+    _run(node, 8, FAKE_NVME_CLAIMED="1", FAKE_NVME_MOUNTED_AFTER="0")
+    assert _count(node, "systemctl", "restart docker") == 1  # same boot: nothing to do
+    node.reboot()
+    _run(node, 8, FAKE_NVME_CLAIMED="1", FAKE_NVME_MOUNTED_AFTER="0")
+    assert _count(node, "systemctl", "restart docker") == 2
+    assert node.calls("mdadm") == [] or all("--create" not in c for c in node.calls("mdadm"))
+    _run(node, 8, FAKE_NVME_CLAIMED="1", FAKE_NVME_MOUNTED_AFTER="0")
+    assert _count(node, "systemctl", "restart docker") == 2
+
+
+def test_node_unit_runs_after_the_dlamis_nvme_unit() -> None:
+    """``sglang-node.service`` starts after ``dlami-nvme.service`` (ordering only: a node without
+    that unit is unaffected), so sglang-nvme never races the DLAMI for blank disks."""
+    from tests.conformance.fake_node import USERDATA
+
+    after = [
+        unit
+        for line in (USERDATA / "sglang-node.service").read_text().splitlines()
+        if line.startswith("After=")
+        for unit in line.removeprefix("After=").split()
+    ]
+    assert "dlami-nvme.service" in after
+    assert not any(
+        line.startswith(("Requires=", "Wants=", "BindsTo=")) and "dlami-nvme" in line
+        for line in (USERDATA / "sglang-node.service").read_text().splitlines()
+    )

@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from infra.planning.bundle import installed_files
 from infra.planning.cluster import plan_cluster, server_node_boot
-from infra.planning.userdata import split_mime
 from infra.spec import parse_config
 from tests.conftest import ROOT, base_config
 from tests.fixtures.nccl.constructed import make_logs
@@ -111,8 +110,8 @@ class Node:
         self.root = tmp / "root"
         plan = plan_cluster(parse_config(base_config(**overrides)), "prod-tp16")
         boot = server_node_boot(plan, plan.layout.nodes[node_rank], "10.0.1.10")
-        doc = yaml.safe_load(split_mime(boot.user_data)["text/cloud-config"])
-        for f in doc["write_files"]:
+        # What the node has once sglang-bootstrap has unpacked its bundle next to write_files.
+        for f in installed_files(boot.user_data).values():
             path = self.root / f["path"].lstrip("/")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f["content"], encoding="utf-8")

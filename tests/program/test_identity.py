@@ -16,6 +16,7 @@ import pytest
 
 from infra.components.identity import KEY_ADMIN_ACTIONS, KMS_DELETION_WINDOW_DAYS
 from infra.mockrun import FAKE_ACCOUNT, ProgramRun, RecordedResource, run_program
+from infra.planning.bundle import Kind, bundle
 from tests.conftest import engine_config
 from tests.program.test_store_image_identity import API_KEY, HF_TOKEN
 
@@ -108,6 +109,9 @@ def test_server_policy_reads_hf_token_pulls_stack_image_only(overrides: dict, pu
             assert st["Action"] == "ecr:GetAuthorizationToken", st  # AWS allows it on "*" only
             continue
         for res in _resources(st):
+            if st["Sid"] == "NodeBundle":  # exactly the server bundle object, read only
+                assert st["Action"] == "s3:GetObject" and res == _bundle_arn(r, "server"), st
+                continue
             assert "prod-test" in res or "acme-weights" in res or ":repository/" in res, res
     params = [st for st in doc["Statement"] if any(":parameter/" in x for x in _resources(st))]
     assert [_resources(st) for st in params] == [[HF_ARN]]
@@ -137,10 +141,20 @@ def test_router_policy_reads_only_the_api_key() -> None:
         "logs:DescribeLogStreams",
         "ssm:GetParameter",
         "ssm:GetParameters",
+        "s3:GetObject",
     }
     every = [x for st in doc["Statement"] for x in _resources(st)]
     assert RK_ARN in every and HF_ARN not in every
+    (bundle,) = [st for st in doc["Statement"] if "s3:GetObject" in st["Action"]]
+    assert bundle["Resource"] == _bundle_arn(r, "router") != _bundle_arn(r, "server")
     assert "*" not in every
+
+
+def _bundle_arn(r: ProgramRun, kind: Kind) -> str:
+    """ARN of the kind's bundle object as the program uploads it (bucket id + content key)."""
+    (obj,) = [o for o in r.of_type("aws:s3/bucketObjectv2:BucketObjectv2") if o.name.endswith(f"-{kind}")]
+    assert obj.inputs["key"] == bundle(kind).key
+    return f"arn:aws:s3:::{obj.inputs['bucket']}/{obj.inputs['key']}"
 
 
 def test_server_policy_never_names_the_api_key() -> None:
@@ -247,7 +261,7 @@ def test_only_the_secrets_set_get_statements() -> None:
         "/sglang/prod-test/hf-token"
     ]
     router = _policy(r, "router")
-    assert [s["Sid"] for s in router["Statement"]] == ["StackLogs"]
+    assert [s["Sid"] for s in router["Statement"]] == ["StackLogs", "NodeBundle"]
 
 
 def test_no_key_without_secrets() -> None:

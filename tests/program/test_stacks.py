@@ -35,7 +35,8 @@ def user_data(r: ProgramRun, name: str) -> str:
 
 def runtime_of(r: ProgramRun) -> Runtime:
     store = r.outputs["model_store"] or {}
-    return Runtime(r.outputs["image"], store.get("dns_name", ""), store.get("mount_name", ""))
+    bucket = r.named("sglang-bundles-bucket").id  # the node-bundle bucket's name
+    return Runtime(r.outputs["image"], store.get("dns_name", ""), store.get("mount_name", ""), bucket)
 
 
 def test_every_expected_stack_exists() -> None:

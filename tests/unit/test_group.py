@@ -5,9 +5,9 @@ from __future__ import annotations
 import shlex
 
 import pytest
-import yaml
 
 from infra.planning.argv import server_argv
+from infra.planning.bundle import installed_files
 from infra.planning.cluster import plan_cluster, server_node_boot, server_node_env
 from infra.planning.group import (
     DIST_TIMEOUT_SECS,
@@ -16,7 +16,7 @@ from infra.planning.group import (
     regroup_bound_secs,
 )
 from infra.planning.layout import DIST_PORT_STRIDE, SERVER_PORT_STRIDE
-from infra.planning.userdata import GROUP_DROP_IN, split_mime
+from infra.planning.userdata import GROUP_DROP_IN
 from infra.spec import parse_config
 from tests.conftest import base_config
 
@@ -26,8 +26,8 @@ SGLANG_DIST_PORTS = range(0, 7)
 
 
 def _files(user_data: str) -> dict[str, dict]:
-    doc = yaml.safe_load(split_mime(user_data)["text/cloud-config"])
-    return {f["path"]: f for f in doc["write_files"]}
+    """Every file the node has after boot: user data's write_files and its bundle's members."""
+    return installed_files(user_data)
 
 
 def _env(text: str) -> dict[str, str]:
@@ -75,7 +75,12 @@ def test_single_node_servers_get_none_of_it() -> None:
     env = server_node_env(plan, node, "", plan.runtime_for_plan())
     assert not any(k.startswith("SGLANG_GROUP_") for k in env)
     files = _files(server_node_boot(plan, node, "").user_data)
-    assert not any("sglang-group" in p for p in files)
+    # The group files are in every server bundle, but only the drop-in (multi-node user data)
+    # starts them: the unit has no [Install] section and nothing else names it.
+    assert GROUP_DROP_IN[1] not in files
+    assert "[Install]" not in files["/etc/systemd/system/sglang-group@.service"]["content"]
+    units = {p: f["content"] for p, f in files.items() if p.startswith("/etc/systemd/")}
+    assert not [p for p, text in units.items() if "sglang-group" in text and "sglang-group@." not in p]
     assert "--dist-timeout" not in server_argv(plan.spec, plan.layout.servers[0], 0, "")
 
 

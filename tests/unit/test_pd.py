@@ -12,6 +12,7 @@ import yaml
 from infra.cli import main, plan_document
 from infra.mockrun import run_stack
 from infra.planning.argv import server_argv
+from infra.planning.bundle import installed_files
 from infra.planning.cluster import container_env, plan_cluster
 from infra.planning.gateway import Worker
 from infra.planning.pd import IB_DEVICE_FILE, plan_pd_layout, pool_spec
@@ -133,18 +134,34 @@ def test_pd_stack_plan_json() -> None:
     for name in ("prefill-g0-r0", "decode-g1-r0"):
         node = next(n for n in doc["nodes"] if n["name"] == name)
         cfg = split_mime(node["user_data"])["text/cloud-config"]
-        assert "/usr/local/bin/sglang-kv-transport" in cfg
+        assert (
+            installed_files(node["user_data"])["/usr/local/bin/sglang-kv-transport"]["permissions"] == "0755"
+        )
         assert "SGLANG_KV_TRANSPORT=mooncake" in cfg and f"SGLANG_KV_DEVICES={IB_DEVICE_FILE}" in cfg
         assert "MOONCAKE_PROTOCOL=efa" in cfg and "FI_HMEM=cuda" in cfg
         assert node["user_data_bytes"] < 16384
+
+
+def _guarded(script: str, line: int) -> bool:
+    """Line ``line`` of ``script`` sits in an ``if`` block on a ``SGLANG_KV_*`` node.env value."""
+    for text in script.splitlines()[:line][::-1]:
+        if text.startswith(("if ", "fi")):
+            return text.startswith("if ") and "${SGLANG_KV_" in text
+    return False
 
 
 def test_regular_stacks_carry_no_pd_script() -> None:
     doc = plan_document(run_stack("prod-tp16"))
     assert "pd" not in doc
     for node in doc["nodes"]:
+        # The script is in every server bundle (one bundle per node kind) but runs only where
+        # node.env sets SGLANG_KV_TRANSPORT (sglang-server-run), which no node here does.
         assert "path: /usr/local/bin/sglang-kv-transport" not in node["user_data"]
         assert "\n    SGLANG_KV_TRANSPORT=" not in node["user_data"]  # no node.env entry
+    run = installed_files(doc["nodes"][0]["user_data"])["/usr/local/bin/sglang-server-run"]["content"]
+    calls = [i for i, line in enumerate(run.splitlines()) if "sglang-kv-transport " in line]
+    assert len(calls) == 2 and all(_guarded(run, i) for i in calls)
+    assert all("SGLANG_KV_DEVICES=" not in n["user_data"] for n in doc["nodes"])
 
 
 def test_pool_worker_list_is_the_gateway_shape() -> None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from infra.cli import main
+from infra.planning.bundle import installed_files
 from infra.planning.cluster import plan_cluster, server_node_boot
 from infra.planning.userdata import SERVER_SCRIPTS, split_mime
 from infra.spec import SpecError, parse_config
@@ -135,9 +136,7 @@ def test_the_cli_refuses_before_anything_exists(tmp_path: Path, capsys: pytest.C
 def test_scripts_ship_to_gpu_nodes() -> None:
     assert {"sglang-nccl-transport", "sglang-transport-check"} <= set(SERVER_SCRIPTS)
     plan = plan_cluster(parse_config(base_config()), "prod")
-    doc = yaml.safe_load(
-        split_mime(server_node_boot(plan, plan.layout.nodes[1], "10.0.1.10").user_data)["text/cloud-config"]
-    )
-    paths = {f["path"]: f["permissions"] for f in doc["write_files"]}
+    files = installed_files(server_node_boot(plan, plan.layout.nodes[1], "10.0.1.10").user_data)
+    paths = {p: f["permissions"] for p, f in files.items()}
     assert paths["/usr/local/bin/sglang-nccl-transport"] == "0755"
     assert paths["/usr/local/bin/sglang-transport-check"] == "0755"

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from infra.mockrun import STACKS_DIR, load_stack_config
+from infra.planning.bundle import installed_files
 from infra.planning.catalog import CATALOG
 from infra.planning.cluster import (
     container_env,
@@ -19,6 +20,7 @@ from infra.planning.cluster import (
     server_node_env,
 )
 from infra.planning.userdata import (
+    BOOTSTRAP_PATH,
     MAX_USER_DATA_BYTES,
     ServerProcess,
     UserDataTooLargeError,
@@ -26,6 +28,7 @@ from infra.planning.userdata import (
     env_file,
     pack,
     server_user_data,
+    shipped_file,
     split_mime,
 )
 from infra.spec import SpecError, parse_config
@@ -77,7 +80,9 @@ def test_units_started_without_blocking_and_ready_only_on_rank0() -> None:
         doc = _cloud_config(server_node_boot(plan, node, "10.0.1.10").user_data)
         # systemd opens the units' log files before ExecStart and creates no directory.
         assert doc["runcmd"][0] == ["install", "-d", "-m", "0755", "/var/log/sglang"]
-        enable = doc["runcmd"][-1]
+        # The bootstrap verifies and unpacks the bundle, daemon-reloads, then runs the enable.
+        assert doc["runcmd"][-1][0] == BOOTSTRAP_PATH and len(doc["runcmd"]) == 2
+        enable = doc["runcmd"][-1][1:]
         assert enable[:4] == ["systemctl", "enable", "--now", "--no-block"]
         assert "sglang-node.service" not in enable  # pulled in by Requires=, not enabled
         assert "sglang-server@0.service" in enable
@@ -86,11 +91,14 @@ def test_units_started_without_blocking_and_ready_only_on_rank0() -> None:
 
 def test_scripts_are_installed_verbatim_and_executable() -> None:
     plan = plan_cluster(parse_config(base_config()), "prod")
-    doc = _cloud_config(server_node_boot(plan, plan.layout.nodes[0], "").user_data)
-    by_path = {f["path"]: f for f in doc["write_files"]}
+    ud = server_node_boot(plan, plan.layout.nodes[0], "").user_data
+    by_path = installed_files(ud)
     run = by_path["/usr/local/bin/sglang-server-run"]
     assert run["permissions"] == "0755" and run["content"].startswith("#!/usr/bin/env bash")
+    assert run["source"] == "bundle" and run["content"] == shipped_file("sglang-server-run")
     assert "/etc/systemd/system/sglang-server@.service" in by_path
+    boot = by_path[BOOTSTRAP_PATH]
+    assert boot["source"] == "user_data" and boot["permissions"] == "0755"
 
 
 def test_container_env_efa_rules() -> None:
@@ -113,8 +121,9 @@ def test_no_host_efa_libraries_reach_the_container() -> None:
     plan = plan_cluster(parse_config(base_config()), "prod")
     env = server_node_env(plan, plan.layout.nodes[0], "", plan.runtime_for_plan())
     assert not [k for k in env if k.startswith("SGLANG_EFA")]
-    doc = _cloud_config(server_node_boot(plan, plan.layout.nodes[0], "").user_data)
-    run = next(f for f in doc["write_files"] if f["path"] == "/usr/local/bin/sglang-server-run")
+    run = installed_files(server_node_boot(plan, plan.layout.nodes[0], "").user_data)[
+        "/usr/local/bin/sglang-server-run"
+    ]
     code = [ln for ln in run["content"].splitlines() if not ln.lstrip().startswith("#")]
     assert not [ln for ln in code if "/opt/amazon" in ln or "LD_LIBRARY_PATH" in ln]
 
@@ -142,12 +151,12 @@ def _incompressible(n: int) -> str:
 def test_oversized_user_data_raises() -> None:
     big = ["--json-model-override-args", _incompressible(40000)]
     with pytest.raises(UserDataTooLargeError, match="gzipped"):
-        server_user_data("n", {"A": "b"}, [ServerProcess(0, big, True)], {}, {})
+        server_user_data("n", {"A": "b"}, [ServerProcess(0, big, True)], {}, {}, {})
 
 
 def test_user_data_limit_counts_gzipped_bytes() -> None:
     """40 KB of repetitive text gzips far below 16 KB and is accepted."""
-    text = server_user_data("n", {"A": "b"}, [ServerProcess(0, ["--x", "a" * 40000], True)], {}, {})
+    text = server_user_data("n", {"A": "b"}, [ServerProcess(0, ["--x", "a" * 40000], True)], {}, {}, {})
     assert len(text) > 40000 and len(pack(text)) < MAX_USER_DATA_BYTES
 
 
@@ -163,13 +172,13 @@ def test_router_user_data_sglang_router_has_argv_packages_and_sync() -> None:
     boot = router_boot(plan, {0: "10.0.1.10"})
     doc = _cloud_config(boot.user_data)
     assert "python3-venv" in doc["packages"]
-    files = _files(doc)
+    files = {p: f["content"] for p, f in installed_files(boot.user_data).items()}
     argv = files["/etc/sglang/router.argv"].splitlines()
     assert argv == boot.processes[0]
     assert "http://10.0.1.10:30000" in argv
     unit = files["/etc/systemd/system/sglang-router-sync.service"]
     assert f"ExecStart={' '.join(boot.processes[1])}\n" in unit
-    assert "sglang-router-sync.service" in doc["runcmd"][-1]
+    assert doc["runcmd"][-1][0] == BOOTSTRAP_PATH and "sglang-router-sync.service" in doc["runcmd"][-1]
     assert "/etc/sglang/gateway-workers.json" not in files
     assert "SGLANG_GATEWAY_PACKAGE=sglang-router==0.3.2" in files["/etc/sglang/node.env"]
 
@@ -188,8 +197,16 @@ def test_router_user_data_smg_has_manifest_and_no_sync() -> None:
         "version": 1,
         "workers": [{"url": "http://10.0.1.10:30000", "worker_type": "regular"}],
     }
-    assert not any("sglang-router-sync" in path for path in files)
+    # The one router bundle holds the sync unit too; smg never enables it, and nothing else
+    # wants it (its only [Install] is WantedBy=multi-user.target, which needs an enable).
+    assert doc["runcmd"][-1][0] == BOOTSTRAP_PATH
     assert "sglang-router-sync.service" not in doc["runcmd"][-1]
+    installed = installed_files(boot.user_data)
+    assert not [
+        p
+        for p, f in installed.items()
+        if "sglang-router-sync" in f["content"] and "sglang-router-sync" not in p
+    ]
     assert "SGLANG_GATEWAY_PACKAGE=smg==1.13.0" in files["/etc/sglang/node.env"]
 
 
