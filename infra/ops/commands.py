@@ -17,6 +17,31 @@ def _err(msg: str) -> int:
     return EXIT_USAGE
 
 
+def _given_key(args: argparse.Namespace) -> str:
+    """The key of ``--api-key-file`` (``-`` = stdin, first line) or ``--api-key``. The latter
+    sits in this process's argv, which every local user can read (``ps``, ``/proc/PID/cmdline``):
+    a warning says so once; the key itself is never printed."""
+    if getattr(args, "_key", None) is not None:
+        return str(args._key)
+    key = ""
+    path = getattr(args, "api_key_file", "") or ""
+    if path:
+        try:
+            text = sys.stdin.readline() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise SystemExit(_err(f"--api-key-file: {e.strerror or e}: {path}")) from None
+        key = (text.splitlines() or [""])[0].strip()
+    elif getattr(args, "api_key", None):
+        key = str(args.api_key)
+        print(
+            "warning: --api-key is visible in the process list (ps); prefer $SGLANG_API_KEY or "
+            "--api-key-file",
+            file=sys.stderr,
+        )
+    args._key = key
+    return key
+
+
 def cmd_preflight(args: argparse.Namespace) -> int:
     """``preflight STACK_OR_FILE``: the table of account checks; exit 0/1/2."""
     from infra.ops.preflight import Boto3Reader, run_preflight, stack_facts
@@ -29,7 +54,17 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         return _err(f"invalid stack config: {e}")
     except (FileNotFoundError, ValueError) as e:
         return _err(str(e))
-    checks = run_preflight(facts, Boto3Reader(facts.region))
+    from botocore.exceptions import BotoCoreError
+
+    from infra.ops.preflight import aws_error_line
+    from infra.ops.report import Check
+
+    try:
+        reader = Boto3Reader(facts.region)
+    except BotoCoreError as e:  # ProfileNotFound is raised when the session is made
+        checks = [Check("credentials", "fail", aws_error_line(e, "boto3.session.Session"))]
+    else:
+        checks = run_preflight(facts, reader)
     render_checks(f"preflight {facts.stack} ({facts.region})", checks)
     return exit_code(checks)
 
@@ -60,7 +95,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         return _err(str(e))
     target = Target(
         url,
-        api_key(args.stack, args.api_key),
+        api_key(args.stack, _given_key(args)),
         args.model or str(outputs.get("served_model_name") or ""),
         args.timeout,
     )
@@ -105,13 +140,24 @@ def cmd_wait(args: argparse.Namespace) -> int:
         deadline, why = args.timeout, "--timeout"
     servers = servers_from(doc, outputs) if outputs else servers_in(args.server_url or [])
     nodes = outputs.get("nodes") or {}
+    hints: list[str] = []
+    if outputs.get("backend") == "slurm":
+        # ParallelCluster: no per-node outputs; the head node runs the router and the job.
+        nodes = {"head node": outputs.get("head_node") or {}}
+        if outputs.get("squeue_command"):
+            hints.append(f"  SLURM job: {outputs['squeue_command']}")
     target = WaitTarget(
         router_url=url,
         servers=servers,
-        api_key=api_key(args.stack, args.api_key),
+        api_key=api_key(args.stack, _given_key(args)),
         region=str(doc.get("region") or ""),
         log_group=str(outputs.get("log_group") or ""),
-        instance_ids={k: str(v.get("instance_id")) for k, v in nodes.items() if isinstance(v, dict)},
+        instance_ids={
+            k: str(v.get("instance_id"))
+            for k, v in nodes.items()
+            if isinstance(v, dict) and v.get("instance_id")
+        },
+        hints=hints,
     )
     transports = (
         cloudwatch_transports(target.log_group, target.region) if target.log_group and target.region else None
@@ -126,6 +172,36 @@ def cmd_wait(args: argparse.Namespace) -> int:
     for line in timeout_hints(target, args.stack or ""):
         print(line)
     return EXIT_FAILED
+
+
+def _is_json_file(path: str) -> bool:
+    """True when ``path`` is a readable file holding JSON (what the benchmark accepts)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            json.load(f)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _served_model(url: str, key: str) -> str:
+    """The first id of the router's ``GET /v1/models``.
+
+    Raises:
+        ValueError: no reply or no model listed (then ``--model`` is needed).
+    """
+    from infra.ops import http
+
+    reply = http.request("GET", url + "/v1/models", None, key, 30.0)
+    try:
+        ids = [m.get("id") for m in reply.json().get("data", []) if isinstance(m, dict)]
+    except (ValueError, AttributeError):
+        ids = []
+    if reply.status != 200 or not ids or not ids[0]:
+        raise ValueError(f"cannot read the served model from {url}/v1/models ({reply.brief()}): pass --model")
+    return str(ids[0])
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -150,11 +226,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
             runs = matrix([t.strip() for t in args.type.split(",") if t.strip()], args.sharegpt or "")
             url, outputs = _resolve_url(args)
             model = args.model or str(outputs.get("served_model_name") or "")
+            if not model:
+                # The model goes into every /generate body (smg refuses one without it): ask
+                # the router which one it serves.
+                model = _served_model(url, api_key(args.stack, _given_key(args)))
             if args.dry_run or not module_available(args.python):
+                from infra.ops.wait import servers_from
+
                 nodes = outputs.get("nodes") or {}
-                head = nodes.get("server-g0-r0") or {}
-                servers = outputs.get("server_urls") or ["http://127.0.0.1:30000"]
-                keyed = str(servers[0]) if api_key(args.stack, args.api_key) else ""
+                # server_urls is {server name: rank-0 URL}; server 0's head node runs the hint.
+                first = (servers_from({}, outputs) or [None])[0]
+                head = nodes.get(first.head_node if first else "server-g0-r0") or {}
+                server0 = first.url if first else "http://127.0.0.1:30000"
+                keyed = server0 if api_key(args.stack, _given_key(args)) else ""
                 lines = head_node_hint(
                     runs,
                     url,
@@ -169,6 +253,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     lines[0] = f"dry run: {len(runs)} run(s); on the head node through SSM:"
                 print("\n".join(lines))
                 return EXIT_OK if args.dry_run else EXIT_FAILED
+            if args.sharegpt and not _is_json_file(args.sharegpt):
+                # 0.5.23 downloads ShareGPT from the hub when --dataset-path is not a JSON file
+                # (datasets/random.py and sharegpt.py: is_file_valid_json).
+                raise ValueError(
+                    f"--sharegpt {args.sharegpt} is not a JSON file here: the benchmark would "
+                    "download ShareGPT from the hub instead; give a local copy, or --dry-run for "
+                    "the head node (which reads /fsx)"
+                )
             results_dir = out_dir
             run_matrix(
                 runs,
@@ -177,7 +269,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 args.tokenizer or "",
                 results_dir,
                 args.python,
-                api_key(args.stack, args.api_key),
+                api_key(args.stack, _given_key(args)),
             )
         results = load_results(results_dir)
     except (BenchError, OpsError, ValueError) as e:
@@ -202,7 +294,11 @@ def add_ops_commands(sub: Any) -> None:
         q.add_argument(
             "--api-key",
             help="router API key (default: $SGLANG_API_KEY, $OPENAI_API_KEY, "
-            "or `pulumi config get router_api_key`)",
+            "or `pulumi config get router_api_key`); visible in the process list, prefer "
+            "--api-key-file or $SGLANG_API_KEY",
+        )
+        q.add_argument(
+            "--api-key-file", default="", help="file whose first line is the router API key (- = stdin)"
         )
 
     w = sub.add_parser("wait", help="wait until the router and every rank 0 serve")

@@ -74,8 +74,11 @@ def aws_error_line(err: BaseException, action: str) -> str:
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
+        ProfileNotFound,
     )
 
+    if isinstance(err, ProfileNotFound):
+        return f"{err}: check AWS_PROFILE and ~/.aws/config (`aws configure list-profiles`)"
     if isinstance(err, NoCredentialsError | PartialCredentialsError):
         return "no AWS credentials: set AWS_PROFILE, run `aws configure` or `aws sso login`"
     if isinstance(err, NoRegionError):
@@ -144,6 +147,10 @@ class AccountReader(Protocol):
 
     def certificate_status(self, arn: str) -> str:
         """ACM status (``ISSUED``, ``PENDING_VALIDATION``, ...)."""
+        ...
+
+    def certificate_names(self, arn: str) -> list[str]:
+        """The certificate's ``DomainName`` and ``SubjectAlternativeNames``."""
         ...
 
 
@@ -273,6 +280,21 @@ class Boto3Reader:
     def certificate_status(self, arn: str) -> str:
         return str(self._c("acm").describe_certificate(CertificateArn=arn)["Certificate"]["Status"])
 
+    def certificate_names(self, arn: str) -> list[str]:
+        cert = self._c("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+        names = [str(cert.get("DomainName", "")), *map(str, cert.get("SubjectAlternativeNames") or [])]
+        return [n for n in names if n]
+
+
+def certificate_covers(names: list[str], host: str) -> bool:
+    """True when one of ``names`` matches ``host``: exactly, or a wildcard ``*.example.com``
+    for one more label (RFC 6125 section 6.4.3, as browsers and Python's ssl apply it)."""
+    h = host.lower().rstrip(".")
+    for n in (x.lower().rstrip(".") for x in names):
+        if n == h or (n.startswith("*.") and "." in h and h.split(".", 1)[1] == n[2:]):
+            return True
+    return False
+
 
 @dataclass(frozen=True)
 class StackFacts:
@@ -307,6 +329,22 @@ class StackFacts:
     model: str
     model_s3_uri: str
     certificate_arn: str
+    gpu_node_types: tuple[tuple[InstanceType, int], ...] = ()
+    """``(type, node count)`` of every GPU instance type the plan launches (a PD stack's
+    pools may differ: ``prefill_instance_type``/``decode_instance_type``); empty = all
+    ``gpu_nodes`` are ``gpu_type``."""
+
+    endpoint_domain: str = ""
+    """``endpoint_domain``: the name clients reach the https endpoint by ("" = the load
+    balancer's own DNS name)."""
+    backend: str = "ec2"
+    """``backend``: ``slurm`` boots ParallelCluster's own AMI and puts the router on the head
+    node (``router_type`` is then the head node's type)."""
+    slurm_version: str = ""
+
+    def gpu_types(self) -> tuple[tuple[InstanceType, int], ...]:
+        """:attr:`gpu_node_types`, or ``((gpu_type, gpu_nodes),)``."""
+        return self.gpu_node_types or ((self.gpu_type, self.gpu_nodes),)
 
 
 def stack_facts(stack_or_file: str) -> StackFacts:
@@ -326,6 +364,19 @@ def stack_facts(stack_or_file: str) -> StackFacts:
     spec = parse_config(config)
     present = frozenset(k for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}"))
     plan = plan_cluster(spec, name, region, present)
+    from collections import Counter
+
+    from infra.planning.catalog import lookup
+
+    counts = Counter(node.instance_type or plan.node_type.name for node in plan.layout.nodes)
+    router_type = spec.router_type
+    slurm_version = ""
+    if spec.backend == "slurm":
+        from infra.planning.slurm import PCLUSTER_VERSION
+
+        slurm_version = PCLUSTER_VERSION
+        if spec.slurm_router == "head_node":
+            router_type = lookup(spec.slurm_head_instance_type)
     return StackFacts(
         stack=name,
         region=region,
@@ -333,7 +384,7 @@ def stack_facts(stack_or_file: str) -> StackFacts:
         subnet_id=spec.subnet_id,
         router_subnet_id=spec.router_subnet_id,
         gpu_type=spec.node_type,
-        router_type=spec.router_type,
+        router_type=router_type,
         gpu_nodes=len(plan.layout.nodes),
         ami_id=spec.ami_id,
         dlami_parameter=DLAMI_SSM_PARAMETER,
@@ -344,6 +395,10 @@ def stack_facts(stack_or_file: str) -> StackFacts:
         model_s3_uri=spec.model_s3_uri,
         # The https helper adds this key; read it optionally so preflight works before and after.
         certificate_arn=str(getattr(spec, "certificate_arn", "") or ""),
+        gpu_node_types=tuple((lookup(t), n) for t, n in sorted(counts.items())),
+        backend=spec.backend,
+        slurm_version=slurm_version,
+        endpoint_domain=str(getattr(spec, "endpoint_domain", "") or ""),
     )
 
 
@@ -364,11 +419,16 @@ def run_preflight(facts: StackFacts, reader: AccountReader) -> list[Check]:
     checks: list[Check] = []
 
     def run(name: str, action: str, fn: Callable[[], Check | list[Check] | None]) -> None:
-        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+        from botocore.exceptions import (
+            NoCredentialsError,
+            NoRegionError,
+            PartialCredentialsError,
+            ProfileNotFound,
+        )
 
         try:
             got = fn()
-        except (NoCredentialsError, PartialCredentialsError) as e:
+        except (NoCredentialsError, PartialCredentialsError, ProfileNotFound, NoRegionError) as e:
             checks.append(Check(name, "fail", aws_error_line(e, action)))
             raise _NoCredentialsAbortError from None
         except AwsError as e:
@@ -406,7 +466,7 @@ def run_preflight(facts: StackFacts, reader: AccountReader) -> list[Check]:
             "ec2:DescribeInstanceTypeOfferings",
             lambda: _offerings(facts, reader, az, router_az[0]),
         )
-        run("instance type", "ec2:DescribeInstanceTypes", lambda: _instance_type(facts, reader))
+        run("instance type", "ec2:DescribeInstanceTypes", lambda: _instance_types(facts, reader))
         run("vCPU quota", "servicequotas:GetServiceQuota", lambda: _quota(facts, reader))
         if facts.reservation_id:
             run(
@@ -426,10 +486,13 @@ def run_preflight(facts: StackFacts, reader: AccountReader) -> list[Check]:
 
 def _offerings(facts: StackFacts, reader: AccountReader, gpu_az: str, router_az: str) -> list[Check]:
     out: list[Check] = []
-    for role, t in (("GPU nodes", facts.gpu_type), ("router", facts.router_type)):
+    roles = [("GPU nodes", t) for t, _ in facts.gpu_types()] + [("router", facts.router_type)]
+    for role, t in roles:
         az = gpu_az if role == "GPU nodes" else router_az
         azs = reader.offered_azs(t.name)
         name = "instance offering" if role == "GPU nodes" else "router offering"
+        if role == "GPU nodes" and t.name != facts.gpu_type.name:
+            name = f"instance offering ({t.name})"
         if not azs:
             out.append(Check(name, "fail", f"{facts.region} offers {t.name} in no AZ; pick another region"))
         elif not az:
@@ -450,8 +513,18 @@ def _offerings(facts: StackFacts, reader: AccountReader, gpu_az: str, router_az:
     return out
 
 
-def _instance_type(facts: StackFacts, reader: AccountReader) -> Check:
-    t = facts.gpu_type
+def _instance_types(facts: StackFacts, reader: AccountReader) -> list[Check]:
+    """One ``instance type`` row per GPU type of the stack."""
+    out: list[Check] = []
+    for t, _ in facts.gpu_types():
+        c = _instance_type(facts, reader, t)
+        name = c.name if t.name == facts.gpu_type.name else f"instance type ({t.name})"
+        out.append(Check(name, c.status, c.detail))
+    return out
+
+
+def _instance_type(facts: StackFacts, reader: AccountReader, t: InstanceType | None = None) -> Check:
+    t = t or facts.gpu_type
     info = reader.instance_type(t.name)
     if not info:
         raise AwsError(f"DescribeInstanceTypes knows no {t.name} in {facts.region}")
@@ -492,7 +565,12 @@ def _quota(facts: StackFacts, reader: AccountReader) -> Check:
     quota = reader.vcpu_quota(code)
     if quota is None:
         return Check("vCPU quota", "warn", f"{code} ({title}) could not be read; not checked")
-    need = facts.gpu_nodes * t.vcpus
+    # The quota is per family group ("Running On-Demand P instances"): every GPU type of the
+    # stack in that group counts with its own vCPUs (a PD stack's pools may differ).
+    counted = [(x, n) for x, n in facts.gpu_types() if x.name[0] in QUOTA_FAMILIES[family]]
+    need = sum(n * x.vcpus for x, n in counted)
+    terms = " + ".join(f"{n} x {x.name} x {x.vcpus} vCPUs" for x, n in counted)
+    short = " + ".join(f"{n} x {x.vcpus}" for x, n in counted)
     used = reader.running_vcpus(family)
     free = quota - used
     what = f"{code} ({title}) is {quota:.0f} vCPUs, {used} in use"
@@ -501,17 +579,17 @@ def _quota(facts: StackFacts, reader: AccountReader) -> Check:
             return Check(
                 "vCPU quota",
                 "warn",
-                f"{what}; the stack needs {need} ({facts.gpu_nodes} x {t.vcpus}) and a Capacity Block is set: "
+                f"{what}; the stack needs {need} ({short}) and a Capacity Block is set: "
                 "check the block's own limits in the EC2 console",
             )
         return Check(
             "vCPU quota",
             "fail",
-            f"{what}: {need} more needed ({facts.gpu_nodes} x {t.name} x {t.vcpus} vCPUs), {free:.0f} free; "
+            f"{what}: {need} more needed ({terms}), {free:.0f} free; "
             f"request an increase: aws service-quotas request-service-quota-increase --service-code ec2 "
             f"--quota-code {code} --desired-value {used + need} --region {facts.region}",
         )
-    return Check("vCPU quota", "pass", f"{what}; the stack needs {need} ({facts.gpu_nodes} x {t.vcpus})")
+    return Check("vCPU quota", "pass", f"{what}; the stack needs {need} ({short})")
 
 
 def _reservation(facts: StackFacts, reader: AccountReader, az: str) -> Check:
@@ -535,12 +613,27 @@ def _reservation(facts: StackFacts, reader: AccountReader, az: str) -> Check:
         problems.append(f"{room} instance(s) available, the stack needs {facts.gpu_nodes}")
     if facts.capacity_block and cr.get("ReservationType") not in (None, "capacity-block"):
         problems.append(f"it is a {cr.get('ReservationType')} reservation, not a Capacity Block")
+    platform = cr.get("InstancePlatform")
+    if platform not in (None, "Linux/UNIX"):
+        # The nodes boot Ubuntu (Linux/UNIX); an instance cannot use a reservation of another
+        # platform (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/capacity-blocks-launch.html).
+        problems.append(f"its platform is {platform}, the nodes run Linux/UNIX")
     pg_arn = str(cr.get("PlacementGroupArn", ""))
     if facts.placement_group_name and not pg_arn.endswith(f"placement-group/{facts.placement_group_name}"):
         problems.append(f"it is not in placement group {facts.placement_group_name} ({pg_arn or 'none'})")
     if problems:
         return Check("capacity reservation", "fail", f"{kind} {rid}: " + "; ".join(problems))
     end = cr.get("EndDate")
+    if state == "scheduled":
+        # A Capacity Block takes instances from its start date on; before it, the GPU nodes'
+        # launch fails while the rest of the stack (image build, FSx, ...) is already billed.
+        return Check(
+            "capacity reservation",
+            "warn",
+            f"{kind} {rid}: scheduled, {cr.get('InstanceType')} in {cr.get('AvailabilityZone')}, "
+            f"{room} instance(s); it starts {cr.get('StartDate') or '(start date unknown)'}: run "
+            "pulumi up after that (the GPU nodes cannot launch into it before)",
+        )
     return Check(
         "capacity reservation",
         "pass",
@@ -550,6 +643,15 @@ def _reservation(facts: StackFacts, reader: AccountReader, az: str) -> Check:
 
 
 def _ami(facts: StackFacts, reader: AccountReader) -> Check:
+    if facts.backend == "slurm":
+        # ParallelCluster launches its official AMI of the pinned release (Image.Os); its own
+        # validators check it when the cluster is created. The DLAMI is not used there.
+        return Check(
+            "AMI",
+            "pass",
+            f"backend slurm: ParallelCluster {facts.slurm_version} boots its own official AMI "
+            "(not checked here: ParallelCluster's validators check it at cluster creation); no DLAMI needed",
+        )
     if facts.ami_id:
         if reader.image_exists(facts.ami_id):
             return Check("AMI", "pass", f"ami_id {facts.ami_id} exists in {facts.region}")
@@ -604,4 +706,20 @@ def _certificate(facts: StackFacts, reader: AccountReader) -> Check:
     status = reader.certificate_status(arn)
     if status != "ISSUED":
         return Check("certificate", "fail", f"{arn} is {status}, not ISSUED (finish its DNS validation)")
-    return Check("certificate", "pass", f"{arn} is ISSUED")
+    names = reader.certificate_names(arn)
+    if not facts.endpoint_domain:
+        return Check(
+            "certificate",
+            "warn",
+            f"{arn} is ISSUED for {', '.join(names) or 'no name'}, but endpoint_domain is empty: clients "
+            "reach the load balancer's own *.elb.amazonaws.com name, which it does not cover (TLS "
+            "verification fails); set endpoint_domain",
+        )
+    if not certificate_covers(names, facts.endpoint_domain):
+        return Check(
+            "certificate",
+            "fail",
+            f"{arn} is ISSUED but does not name {facts.endpoint_domain} (it names "
+            f"{', '.join(names) or 'nothing'}): every client's TLS verification would fail",
+        )
+    return Check("certificate", "pass", f"{arn} is ISSUED and names {facts.endpoint_domain}")

@@ -3,7 +3,9 @@
 Each poll checks:
 
 - the router's ``GET /readiness`` (200 once it has a healthy worker: sglang-router 0.3.2 and
-  smg answer 503 with zero workers; ``shared/reference/sglang-serving.md``);
+  smg answer 503 with zero workers; ``shared/reference/sglang-serving.md``) and, with known
+  servers, its ``GET /workers``: every server's rank-0 URL listed healthy (one healthy worker
+  is enough for ``/readiness``);
 - rank 0 of each server: ``GET /health`` and ``GET /v1/models`` (ranks >= 1 answer
   ``/health`` unconditionally, so only rank 0 says whether a server is ready); a rank-0 URL
   that cannot be reached from this machine (private subnet) is shown as ``unreachable`` and
@@ -14,8 +16,9 @@ Each poll checks:
   log group (``logs:FilterLogEvents``; a seam tests fill). ``efa`` passes; ``socket`` or any
   other word fails at once (the server will not be fast, or with ``require_efa`` not serve).
 
-The deadline is the plan's cold-start estimate (``estimates.cold_start``, the largest
-``total_secs`` in it) times :data:`DEADLINE_FACTOR`, else :data:`DEFAULT_DEADLINE_SECS`;
+The deadline is the plan's cold-start estimate (``estimates.cold_start``: its longest path
+without the ``resources`` phase, which ``pulumi up`` has already waited for) times
+:data:`DEADLINE_FACTOR`, else :data:`DEFAULT_DEADLINE_SECS`;
 ``--timeout`` overrides both. On timeout it prints the SSM command that reads cloud-init's and
 the units' logs on a node, and the CloudWatch log group.
 """
@@ -82,6 +85,8 @@ class WaitTarget:
     region: str = ""
     log_group: str = ""
     instance_ids: dict[str, str] = field(default_factory=dict)
+    hints: list[str] = field(default_factory=list)
+    """Extra lines for the timeout hints (a SLURM stack's ``squeue_command``)."""
 
 
 TransportReader = Callable[[], dict[str, str]]
@@ -119,45 +124,77 @@ def cloudwatch_transports(log_group: str, region: str, client: Any = None) -> Tr
 def deadline_from_plan(doc: Mapping[str, Any]) -> tuple[int, str]:
     """Deadline in seconds and where it came from, from a plan document.
 
-    Reads ``estimates.cold_start`` (added by the cold-start model): the largest number under a
-    key ending in ``total_secs`` or ``total_seconds`` anywhere in it (the cold path is the
-    longest), times :data:`DEADLINE_FACTOR`, at least :data:`MIN_DEADLINE_SECS`. Without it,
-    :data:`DEFAULT_DEADLINE_SECS`.
+    Reads ``estimates.cold_start`` (``infra/planning/coldstart.py``): for each path in it
+    (``cold``, ``warm``, ``warm_replaced``) the sum of its ``phases`` other than
+    ``resources`` (``wait`` runs after ``pulumi up`` returned, so the image build and the
+    instance launches are behind it); the longest of these times :data:`DEADLINE_FACTOR`, at
+    least :data:`MIN_DEADLINE_SECS`. A path without phases counts with its ``total_secs``.
+    Without an estimate, :data:`DEFAULT_DEADLINE_SECS`.
     """
     cold = (doc.get("estimates") or {}).get("cold_start")
-    totals: list[float] = []
+    totals: list[tuple[float, str]] = []
 
-    def walk(x: Any) -> None:
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    def walk(x: Any, name: str) -> None:
         if isinstance(x, Mapping):
+            phases = x.get("phases")
+            if isinstance(phases, list) and phases and all(isinstance(p, Mapping) for p in phases):
+                rest = sum(
+                    float(p["seconds"])
+                    for p in phases
+                    if p.get("name") != "resources" and number(p.get("seconds"))
+                )
+                totals.append((rest, f"{name} path after pulumi up"))
+                return
             for k, v in x.items():
-                if (
-                    isinstance(v, int | float)
-                    and not isinstance(v, bool)
-                    and str(k).endswith(("total_secs", "total_seconds"))
-                ):
-                    totals.append(float(v))
+                if number(v) and str(k).endswith(("total_secs", "total_seconds")):
+                    totals.append((float(v), f"{name or 'total'}"))
                 else:
-                    walk(v)
+                    walk(v, str(k))
         elif isinstance(x, list):
             for v in x:
-                walk(v)
+                walk(v, name)
 
-    walk(cold)
+    walk(cold, "")
     if totals:
-        est = max(totals)
+        est, which = max(totals)
         secs = max(MIN_DEADLINE_SECS, int(est * DEADLINE_FACTOR))
-        return secs, f"{DEADLINE_FACTOR} x the plan's cold-start estimate of {est:.0f} s"
+        return secs, f"{DEADLINE_FACTOR} x the plan's cold-start estimate of {est:.0f} s ({which})"
     return DEFAULT_DEADLINE_SECS, f"default {DEFAULT_DEADLINE_SECS} s (the plan has no cold-start estimate)"
 
 
 def servers_from(doc: Mapping[str, Any], outputs: Mapping[str, Any]) -> list[ServerTarget]:
-    """Rank-0 targets from ``server_urls`` (stack output) and the plan's layout."""
-    urls = outputs.get("server_urls") or []
+    """Rank-0 targets from the stack outputs and the plan.
+
+    ``server_urls`` is ``{server name: rank-0 URL}`` (``infra.planning.cluster.worker_urls``;
+    a list is accepted too). A server's head node is the rank-0 node whose private IP is the
+    URL's host: ``nodes`` of the outputs, else the plan's nodes (``server-g0-r0``, or
+    ``prefill-g0-r0`` / ``decode-g1-r0`` in a PD stack).
+    """
+    raw = outputs.get("server_urls") or {}
+    items = list(raw.items()) if isinstance(raw, Mapping) else [(f"s{i}", u) for i, u in enumerate(raw)]
     multi = int((doc.get("layout") or {}).get("nodes_per_server", 1)) > 1
-    return [
-        ServerTarget(index=i, url=str(u).rstrip("/"), multi_node=multi, head_node=f"server-g{i}-r0")
-        for i, u in enumerate(urls)
-    ]
+    by_ip: dict[str, str] = {}
+    for n in doc.get("nodes") or []:
+        if isinstance(n, Mapping) and str(n.get("name", "")).endswith("-r0") and n.get("private_ip"):
+            by_ip[str(n["private_ip"])] = str(n["name"])
+    for name, node in (outputs.get("nodes") or {}).items():
+        if str(name).endswith("-r0") and isinstance(node, Mapping) and node.get("private_ip"):
+            by_ip[str(node["private_ip"])] = str(name)
+    out: list[ServerTarget] = []
+    for i, (name, url) in enumerate(items):
+        u = str(url).rstrip("/")
+        host = u.split("//", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        digits = str(name).lstrip("s")
+        index = int(digits) if digits.isdigit() else i
+        out.append(
+            ServerTarget(
+                index=index, url=u, multi_node=multi, head_node=by_ip.get(host, f"server-g{index}-r0")
+            )
+        )
+    return out
 
 
 @dataclass
@@ -183,11 +220,19 @@ def poll_once(target: WaitTarget, transports: TransportReader | None, timeout: f
     st = State()
     r = http.request("GET", target.router_url + "/readiness", None, target.api_key, timeout)
     if r.status == 200:
-        st.rows["router"] = ("ready", "GET /readiness 200")
+        st.rows["router"] = _workers_row(target, timeout)
     elif r.status == 401:
         st.rows["router"] = (
             "failed",
             "GET /readiness: HTTP 401: the router wants its API key (--api-key or $SGLANG_API_KEY)",
+        )
+    elif r.status == 0 and "CERTIFICATE_VERIFY_FAILED" in r.error:
+        # Does not heal by waiting: the certificate does not verify for this host name.
+        st.rows["router"] = (
+            "failed",
+            f"{r.error}: the URL's host is not a name the certificate covers; set endpoint_domain "
+            "to a name it names and point that name's DNS record at load_balancer_dns_name, then "
+            "use https://<endpoint_domain>",
         )
     elif r.status == 0:
         st.rows["router"] = ("waiting", r.error)
@@ -237,6 +282,36 @@ def poll_once(target: WaitTarget, transports: TransportReader | None, timeout: f
     return st
 
 
+def _workers_row(target: WaitTarget, timeout: float) -> tuple[str, str]:
+    """The router row once ``/readiness`` is 200: both gateways answer 200 with one healthy
+    worker (smg 1.13.0 with one of ``tp8-dp2``'s two, seen in
+    ``tests/conformance/test_ops_through_smg.py``), so with known servers the healthy workers
+    of ``GET /workers`` (``{"workers": [{"url", "is_healthy"}, ...]}``, smg and sglang-router
+    0.3.2; it wants the key) are counted against them. A router that does not answer
+    ``/workers`` keeps the readiness verdict, said so in the detail."""
+    if not target.servers:
+        return "ready", "GET /readiness 200"
+    w = http.request("GET", target.router_url + "/workers", None, target.api_key, timeout)
+    try:
+        listed = w.json().get("workers") if w.status == 200 else None
+    except (ValueError, AttributeError):
+        listed = None
+    if not isinstance(listed, list):
+        why = "the router wants its key" if w.status == 401 else w.brief() or "no worker list"
+        return "ready", f"GET /readiness 200 (servers not counted: GET /workers: {why})"
+    healthy = {
+        str(x.get("url", "")).rstrip("/") for x in listed if isinstance(x, dict) and x.get("is_healthy")
+    }
+    missing = [s.url for s in target.servers if s.url not in healthy]
+    n = len(target.servers)
+    if missing:
+        return "waiting", (
+            f"GET /readiness 200 but {n - len(missing)}/{n} servers healthy at the router "
+            f"(not yet: {', '.join(missing)})"
+        )
+    return "ready", f"GET /readiness 200, {n}/{n} servers healthy at the router"
+
+
 def timeout_hints(target: WaitTarget, stack: str) -> list[str]:
     """Where to look after a timeout: the SSM command that reads cloud-init's and the units'
     logs on a node (``AWS-RunShellScript``), and the CloudWatch log group."""
@@ -258,6 +333,7 @@ def timeout_hints(target: WaitTarget, stack: str) -> list[str]:
         f"{region} --query StandardOutputContent --output text"
     )
     lines.append(f"    or a shell: aws ssm start-session --target INSTANCE_ID{region}")
+    lines += target.hints
     group = target.log_group or (f"/sglang/{stack}" if stack else "")
     if group:
         lines.append(f"  CloudWatch: aws logs tail {group} --since 1h --follow{region}")

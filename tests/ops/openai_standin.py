@@ -29,8 +29,22 @@ class StandIn:
         api_key: str = "",
         ready: bool = True,
         open_readiness: bool = True,
+        model_path: str = "",
+        port: int = 0,
     ) -> None:
         self.broken = broken or set()
+        # With a local tokenizer directory it also answers what a gateway (smg, sglang-router)
+        # reads from a worker before it registers it: /server_info and /model_info (SGLang
+        # 0.5.23 http_server.py shapes, as tests/conformance/gateway_worker.py serves them).
+        info = {
+            "model_path": model_path,
+            "tokenizer_path": model_path,
+            "served_model_name": MODEL,
+            "is_generation": True,
+            "model_type": "qwen2",
+            "architectures": ["Qwen2ForCausalLM"],
+        }
+        server_info = {**info, "tp_size": 1, "dp_size": 1, "disaggregation_mode": "null", "version": "0.5.23"}
         self.open_readiness = open_readiness
         self.api_key = api_key
         self.ready = ready
@@ -67,6 +81,12 @@ class StandIn:
                     )
                 if self.path == "/readiness":
                     return self._send(200 if stand.ready else 503, {"ready": stand.ready})
+                if model_path and self.path in ("/server_info", "/get_server_info"):
+                    return self._send(200, server_info)
+                if model_path and self.path in ("/model_info", "/get_model_info"):
+                    return self._send(200, info)
+                if model_path and self.path == "/get_load":
+                    return self._send(200, [{"dp_rank": 0, "num_reqs": 0, "num_waiting_reqs": 0}])
                 if self.path == "/v1/models":
                     if not stand.ready:
                         return self._send(503, {"error": "loading"})
@@ -172,7 +192,7 @@ class StandIn:
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -173,6 +173,7 @@ def _reservation(**over: Any) -> dict[str, Any]:
         ({"AvailabilityZone": "us-east-1b"}, "it is in us-east-1b, the stack in us-east-1a"),
         ({"InstanceType": "p5en.48xlarge"}, "its type is p5en.48xlarge"),
         ({"AvailableInstanceCount": 1}, "1 instance(s) available, the stack needs 2"),
+        ({"InstancePlatform": "Windows"}, "its platform is Windows"),
     ],
 )
 def test_capacity_reservation(aws: None, tmp_path: Path, over: dict[str, Any], expect: str | None) -> None:
@@ -193,9 +194,17 @@ def test_missing_reservation_and_scheduled_block(aws: None, tmp_path: Path) -> N
     )
     missing = by_name(run_preflight(stack_facts(block), Reader()))["capacity reservation"]
     assert missing.status == "fail" and "Capacity Block cr-0123456789abcdef0 does not exist" in missing.detail
-    scheduled = _reservation(State="scheduled", AvailableInstanceCount=0, ReservationType="capacity-block")
+    scheduled = _reservation(
+        State="scheduled",
+        AvailableInstanceCount=0,
+        ReservationType="capacity-block",
+        StartDate=datetime.datetime(2026, 12, 1, 11, 30, tzinfo=datetime.UTC),
+    )
     ok = by_name(run_preflight(stack_facts(block), Reader(reservations={"cr-0123456789abcdef0": scheduled})))
-    assert ok["capacity reservation"].status == "pass"
+    # Usable, but not yet: instances launch into a block from its start date on.
+    assert ok["capacity reservation"].status == "warn"
+    assert "2026-12-01 11:30" in ok["capacity reservation"].detail
+    assert "pulumi up" in ok["capacity reservation"].detail
 
 
 def test_weights_bucket(aws: None, tmp_path: Path) -> None:
@@ -254,9 +263,8 @@ def test_certificate(aws: None) -> None:
     issued = acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"]
 
     def row(arn: str) -> Any:
-        return by_name(run_preflight(dataclasses.replace(facts, certificate_arn=arn), Reader()))[
-            "certificate"
-        ]
+        https = dataclasses.replace(facts, certificate_arn=arn, endpoint_domain="llm.example.com")
+        return by_name(run_preflight(https, Reader()))["certificate"]
 
     assert row(issued).status == "pass"
     assert row(pending).status == "fail" and "PENDING_VALIDATION, not ISSUED" in row(pending).detail

@@ -21,9 +21,10 @@ import pytest
 
 import infra.mockrun
 from infra.mockrun import ProgramRun, run_stack
-from tests.conftest import STACKS
+from tests.conftest import ALL_STACKS, SLURM_STACKS, STACKS
 
-ROOT_COMPONENT = ("sglang:index:Cluster", "sglang")
+ROOT_COMPONENTS = {("sglang:index:Cluster", "sglang"), ("sglang:index:SlurmServingCluster", "sglang")}
+"""The stack's one component: the EC2 backend's cluster, or the SLURM backend's."""
 RETAIN_ALLOWED: dict[str, set[str]] = {}
 """Stack -> resource names a spec key asks to keep (none: no such key exists)."""
 
@@ -83,16 +84,16 @@ def teardown_problems(stack: str, regs: list[Registration]) -> list[str]:
         if r.type.startswith("pulumi:providers:"):
             continue
         node, hops = r, 0
-        while (node.type, node.name) != ROOT_COMPONENT and node.parent in by_urn and hops < 50:
+        while (node.type, node.name) not in ROOT_COMPONENTS and node.parent in by_urn and hops < 50:
             node, hops = by_urn[node.parent], hops + 1
-        if (node.type, node.name) != ROOT_COMPONENT:
+        if (node.type, node.name) not in ROOT_COMPONENTS:
             problems.append(
                 f"{r.type} {r.name} is not in the sglang component tree (top: {node.type} {node.name})"
             )
     return problems
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", ALL_STACKS)
 def test_every_resource_is_in_the_tree_and_deletable(stack: str, registrations: list[Registration]) -> None:
     run: ProgramRun = run_stack(stack)
     # The Stack registers once per process (not on every mocked run): count the others.
@@ -104,12 +105,7 @@ def test_every_resource_is_in_the_tree_and_deletable(stack: str, registrations: 
     assert "::pulumi:pulumi:Stack::" in providers[0].parent
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_what_outlives_a_resource(stack: str) -> None:
-    """FSx takes no final backup, ECR deletes its images, the log group is deleted, the KMS key
-    waits the minimum 7 days (AWS's floor for ScheduleKeyDeletion), and every node's root
-    volume and network interfaces are deleted on termination."""
-    run = run_stack(stack)
+def _common_outlives(run: ProgramRun) -> None:
     for fs in run.of_type("aws:fsx/lustreFileSystem:LustreFileSystem"):
         assert fs.inputs.get("skipFinalBackup") is True, fs.name
     for repo in run.of_type("aws:ecr/repository:Repository"):
@@ -118,6 +114,43 @@ def test_what_outlives_a_resource(stack: str) -> None:
         assert not group.inputs.get("skipDestroy"), group.name
     for key in run.of_type("aws:kms/key:Key"):
         assert key.inputs.get("deletionWindowInDays") == 7, key.name
+
+
+@pytest.mark.parametrize("stack", SLURM_STACKS)
+def test_what_outlives_a_slurm_stack(stack: str) -> None:
+    """FSx, ECR, log groups and KMS as on EC2; the ParallelCluster cluster (a custom resource in
+    the cluster's CloudFormation stack) is deleted with that stack, and so is its CloudWatch log
+    group (ParallelCluster's ``Monitoring.Logs.CloudWatch.DeletionPolicy`` defaults to Retain:
+    https://docs.aws.amazon.com/parallelcluster/latest/ug/Monitoring-v3.html)."""
+    import json
+
+    run = run_stack(stack)
+    _common_outlives(run)
+    stacks = run.of_type("aws:cloudformation/stack:Stack")
+    assert stacks
+    clusters = [
+        res
+        for st in stacks
+        for res in json.loads(st.inputs.get("templateBody") or "{}").get("Resources", {}).values()
+        if res.get("Type") == "Custom::PclusterCluster"
+    ]
+    assert len(clusters) == 1
+    (c,) = clusters
+    assert c["DeletionPolicy"] == "Delete" and c["Properties"]["DeletionPolicy"] == "Delete"
+    logs = c["Properties"]["ClusterConfiguration"]["Monitoring"]["Logs"]["CloudWatch"]
+    assert logs["DeletionPolicy"] == "Delete"
+    for st in stacks:
+        for res in json.loads(st.inputs.get("templateBody") or "{}").get("Resources", {}).values():
+            assert res.get("DeletionPolicy", "Delete") == "Delete", res.get("Type")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_what_outlives_a_resource(stack: str) -> None:
+    """FSx takes no final backup, ECR deletes its images, the log group is deleted, the KMS key
+    waits the minimum 7 days (AWS's floor for ScheduleKeyDeletion), and every node's root
+    volume and network interfaces are deleted on termination."""
+    run = run_stack(stack)
+    _common_outlives(run)
     templates = run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
     assert templates
     for lt in templates:  # root volumes and interfaces go with the instance
