@@ -35,8 +35,9 @@ lint: venv
 
 # pyright from PyPI: the wheel bundles pyright's JavaScript and the [nodejs] extra brings Node.js,
 # so nothing is fetched at run time; IGNORE_WARNINGS skips its "newer version?" query to PyPI.
+# -p pyproject.toml: pyright would otherwise prefer a pyrightconfig.json in any parent directory.
 typecheck: venv
-	PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(PY) -m pyright
+	PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(PY) -m pyright -p pyproject.toml
 
 bench: venv
 	$(PY) benchmarks/plan_scale.py
